@@ -1,0 +1,51 @@
+"""The backend protocol: one frame in, one stylized frame out.
+
+Contract every backend keeps:
+- `infer(frame)` takes a uint8 BGR HxWx3 C-contiguous array of any size and returns a uint8
+  BGR array of the same size. The returned array may be a buffer the backend reuses: it is
+  valid until the next `infer` call; copy it to keep it.
+- `delay` is how many calls late results come back. 0: `infer` returns its own input's
+  result. 1 (pipelined GPU backends): it returns the previous call's result, None on the first
+  call, and `flush()` returns what is still in flight. The pipeline pairs results with their
+  source frames by this number.
+- `close()` releases everything; calling it twice is harmless. Backends are context managers.
+- Construction does the loading (session build, engine deserialization); `infer` only runs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class BackendUnavailable(RuntimeError):
+    """This backend cannot run here (missing package or device); the message says how to fix."""
+
+
+class Backend(ABC):
+    name: str = "?"
+    delay: int = 0
+
+    @abstractmethod
+    def infer(self, frame: np.ndarray) -> np.ndarray | None: ...
+
+    def flush(self) -> list[np.ndarray]:
+        """Results still in flight, oldest first (always empty when delay == 0)."""
+        return []
+
+    def close(self) -> None:  # noqa: B027 - a no-op is the right default
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @staticmethod
+    def check_frame(frame: np.ndarray) -> np.ndarray:
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"backends take uint8 HxWx3 BGR frames, got {frame.dtype} "
+                             f"{frame.shape}; convert it with livestyle.frames.to_bgr8")
+        return np.ascontiguousarray(frame)

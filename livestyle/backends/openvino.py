@@ -1,0 +1,62 @@
+"""OpenVINO on the CPU: 1.5-3x faster than ONNX Runtime on these small convolutional nets.
+
+OpenVINO is fastest with a static input shape, so the model is compiled for the frame size
+it meets and recompiled (about 0.1 s) only when the size changes; a few sizes stay cached
+so that toggling the processing scale does not recompile every time.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from livestyle.backends.base import Backend, BackendUnavailable
+
+_CACHED_SHAPES = 4
+
+
+class OpenVinoBackend(Backend):
+    name = "openvino"
+
+    def __init__(self, model_path: str | Path, threads: int = 0):
+        try:
+            import openvino as ov
+        except ImportError as e:
+            raise BackendUnavailable("openvino is not installed: pip install openvino") from e
+        self._core = ov.Core()
+        try:
+            self._model = self._core.read_model(str(model_path))
+        except Exception as e:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses
+            raise ValueError(f"openvino cannot load {model_path}: {e}") from None
+        # f32: by default OpenVINO picks bf16 where the CPU lists it, which costs parity (max
+        # error 25/255 against ONNX Runtime) and bought no speed on the AVX2 machines measured
+        self._config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        if threads:
+            self._config["INFERENCE_NUM_THREADS"] = threads
+        self._requests: OrderedDict[tuple, object] = OrderedDict()
+
+    def _request(self, shape: tuple):
+        req = self._requests.get(shape)
+        if req is None:
+            model = self._model.clone()
+            model.reshape({model.inputs[0].get_any_name(): list(shape)})
+            req = self._core.compile_model(model, "CPU", self._config).create_infer_request()
+            self._requests[shape] = req
+            if len(self._requests) > _CACHED_SHAPES:
+                self._requests.popitem(last=False)
+        else:
+            self._requests.move_to_end(shape)
+        return req
+
+    def infer(self, frame: np.ndarray) -> np.ndarray:
+        batch = self.check_frame(frame)[None]
+        req = self._request(batch.shape)
+        req.infer({0: batch})
+        # the output tensor is OpenVINO's buffer, reused by the next call (see the protocol)
+        return req.get_output_tensor(0).data[0]
+
+    def close(self) -> None:
+        self._requests.clear()
+        self._model = None

@@ -1,0 +1,67 @@
+"""PyTorch eager, on the CPU or one CUDA device, with the generator rebuilt from the ONNX file.
+
+The ONNX file is the only artifact: its metadata holds the GeneratorConfig and its
+initializers are the generator's state dict under the same names, so no second weight file
+has to ship.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from livestyle.backends.base import Backend, BackendUnavailable
+
+
+def load_generator(model_path: str | Path):
+    """The torch Generator whose weights and config an exported style carries."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    from livestyle.generator import Generator, GeneratorConfig
+
+    model = onnx.load(str(model_path))
+    meta = {p.key: p.value for p in model.metadata_props}
+    if "livestyle.generator" not in meta:
+        raise ValueError(f"{model_path} has no livestyle.generator metadata")
+    gen = Generator(GeneratorConfig.from_dict(json.loads(meta["livestyle.generator"])))
+    weights = {i.name.removeprefix("generator."): torch.from_numpy(numpy_helper.to_array(i).copy())
+               for i in model.graph.initializer if i.name.startswith("generator.")}
+    missing = set(gen.state_dict()) - set(weights)
+    if missing:
+        raise ValueError(f"{model_path} lacks weights for {len(missing)} generator tensors "
+                         f"(e.g. {sorted(missing)[0]}); re-export it with train/export.py")
+    gen.load_state_dict({k: weights[k] for k in gen.state_dict()})
+    return gen.eval()
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def __init__(self, model_path: str | Path, device: str = "cpu", threads: int = 0):
+        try:
+            import torch
+        except ImportError as e:
+            raise BackendUnavailable("torch is not installed: pip install -e .[train]") from e
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendUnavailable("torch sees no CUDA device; use --backend auto for the CPU")
+        if threads:
+            torch.set_num_threads(threads)
+        from livestyle.generator import PixelWrapper
+
+        self._torch = torch
+        self._device = torch.device(device)
+        self._model = PixelWrapper(load_generator(model_path)).to(self._device).eval()
+
+    def infer(self, frame: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            x = torch.from_numpy(self.check_frame(frame)[None]).to(self._device)
+            # .cpu() is a host-device sync point on CUDA
+            return self._model(x)[0].cpu().numpy()
+
+    def close(self) -> None:
+        self._model = None

@@ -1,0 +1,210 @@
+"""Frame sources: webcams and URLs on a capture thread (newest frame wins), files in order.
+
+Real-time policy: a live source never queues. The capture thread overwrites a one-frame slot,
+so a slow consumer sees the newest frame and the frames it never saw are counted as dropped.
+A file is different: every frame is delivered in order (an output video keeps every frame),
+paced at the file's own rate only when someone is watching.
+"""
+
+from __future__ import annotations
+
+import glob
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from livestyle.config import SourceConfig
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened; the message says what was tried and what to do."""
+
+
+@dataclass
+class Frame:
+    image: np.ndarray
+    index: int  # position in the source's own sequence (gaps = dropped frames)
+    t_capture: float  # time.perf_counter() when it was read
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    description: str
+    width: int
+    height: int
+    fps: float
+
+
+def _open_capture(cfg: SourceConfig) -> cv2.VideoCapture:
+    if cfg.is_camera:
+        cap = cv2.VideoCapture(int(cfg.source))
+        if cap.isOpened():
+            # MJPG first: most USB cameras deliver 30 fps at 640x480+ only compressed
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, cfg.width)
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, cfg.height)
+            cap.set(cv2.CAP_PROP_FPS, cfg.fps)
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver's queue adds latency, not frames
+    else:
+        cap = cv2.VideoCapture(cfg.source)
+    return cap
+
+
+def _no_camera_message(index: str) -> str:
+    devices = sorted(glob.glob("/dev/video*")) if sys.platform.startswith("linux") else []
+    probed = f"devices present: {', '.join(devices)}" if devices else "no /dev/video* devices"
+    if not sys.platform.startswith("linux"):
+        probed = "the OS camera API found nothing there"
+    return (f"no camera at index {index} ({probed}). Try another index (--source 1), "
+            "a video file or URL (--source talk.mp4), and `livestyle doctor` to list cameras.")
+
+
+class LiveSource:
+    """A camera or stream read on its own thread; `read()` returns the newest frame.
+
+    When the device stops delivering (unplugged, stream stalled) the thread reopens it with
+    backoff, printing what it does, and gives up after `give_up_after` seconds.
+    """
+
+    def __init__(self, cfg: SourceConfig, give_up_after: float = 10.0, log=print):
+        self.cfg = cfg
+        self._log = log
+        self._give_up_after = give_up_after
+        self._cap = _open_capture(cfg)
+        if not self._cap.isOpened():
+            self._cap.release()
+            raise SourceError(_no_camera_message(cfg.source) if cfg.is_camera
+                              else f"cannot open stream {cfg.source}: check the URL and network")
+        ok, first = self._cap.read()
+        if not ok:
+            self._cap.release()
+            raise SourceError(f"{cfg.source} opened but delivered no frame; is another program "
+                              "using the camera?")
+        h, w = first.shape[:2]
+        fps = self._cap.get(cv2.CAP_PROP_FPS) or cfg.fps
+        self.info = SourceInfo(f"camera {cfg.source}" if cfg.is_camera else cfg.source, w, h, fps)
+        self.dropped = 0  # captured frames overwritten before anyone read them
+        self._slot: Frame | None = Frame(first, 0, time.perf_counter())
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._ended = False
+        self._thread = threading.Thread(target=self._run, name="livestyle-capture", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        index = 1
+        while not self._stop.is_set():
+            ok, image = self._cap.read()
+            if not ok:
+                if not self._reconnect():
+                    break
+                continue
+            with self._cond:
+                if self._slot is not None:
+                    self.dropped += 1  # the consumer never saw the previous frame
+                self._slot = Frame(image, index, time.perf_counter())
+                self._cond.notify()
+            index += 1
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    def _reconnect(self) -> bool:
+        deadline = time.monotonic() + self._give_up_after
+        delay = 0.25
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            self._log(f"source {self.cfg.source} stopped delivering; reconnecting in {delay:.2f} s")
+            if self._stop.wait(delay):
+                return False
+            self._cap.release()
+            self._cap = _open_capture(self.cfg)
+            if self._cap.isOpened():
+                self._log(f"source {self.cfg.source} is back")
+                return True
+            delay = min(delay * 2, 2.0)
+        if not self._stop.is_set():
+            self._log(f"source {self.cfg.source} gone for {self._give_up_after:.0f} s; stopping")
+        return False
+
+    def read(self, timeout: float = 5.0) -> Frame | None:
+        """The newest frame not yet returned; None once the source has ended."""
+        with self._cond:
+            end = time.monotonic() + timeout
+            while self._slot is None and not self._ended:
+                if not self._cond.wait(max(0.0, end - time.monotonic())):
+                    if time.monotonic() >= end:
+                        return None
+            frame, self._slot = self._slot, None
+            return frame
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self._give_up_after + 2)
+        self._cap.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class FileSource:
+    """Every frame of a video file, in order; optionally looped and paced at its frame rate."""
+
+    def __init__(self, cfg: SourceConfig, realtime: bool = False):
+        self.cfg = cfg
+        self._cap = cv2.VideoCapture(cfg.source)
+        if not self._cap.isOpened():
+            self._cap.release()
+            raise SourceError(f"cannot decode video {cfg.source}: not a video file OpenCV's "
+                              "FFmpeg can read (try re-encoding it to H.264 MP4)")
+        w = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        h = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.info = SourceInfo(cfg.source, w, h, fps if 0 < fps < 1000 else 30.0)
+        self.dropped = 0  # a file source never drops
+        self._realtime = realtime
+        self._index = 0
+        self._t0 = None
+
+    def read(self, timeout: float = 5.0) -> Frame | None:
+        ok, image = self._cap.read()
+        if not ok and self.cfg.loop and self._index > 0:
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, image = self._cap.read()
+        if not ok:
+            return None
+        now = time.perf_counter()
+        if self._realtime:
+            if self._t0 is None:
+                self._t0 = now
+            due = self._t0 + self._index / self.info.fps
+            if due > now:
+                time.sleep(due - now)
+                now = time.perf_counter()
+        frame = Frame(image, self._index, now)
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        self._cap.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_source(cfg: SourceConfig, watched: bool, log=print) -> LiveSource | FileSource:
+    """The right source for `cfg.source`; files are paced when `watched` (window or vcam)."""
+    if cfg.is_camera or cfg.is_url:
+        return LiveSource(cfg, log=log)
+    realtime = watched if cfg.realtime is None else cfg.realtime
+    return FileSource(cfg, realtime=realtime)

@@ -1,0 +1,161 @@
+"""`livestyle`: subcommands that build configs and hand them on. No logic lives here."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from livestyle import __version__
+
+EPILOG = """examples:
+  livestyle run --style cartoon                      webcam 0 -> preview window
+  livestyle run --style starry-night --vcam          also a virtual camera for Zoom/Meet/OBS
+  livestyle run --source talk.mp4 --style cartoon --output talk-cartoon.mp4 --no-preview
+  livestyle styles                                   the installed styles
+  livestyle doctor                                   what works on this machine
+  livestyle bench                                    frames per second and latency here
+  livestyle train --style-image monet.jpg --name monet   make a style (needs .[train])
+"""
+
+
+def _run_parser(sub) -> None:
+    p = sub.add_parser("run", help="stylize a webcam, video file or URL",
+                       description="Stylize a webcam, file or URL into a window, a virtual "
+                                   "camera and/or a video file.")
+    p.add_argument("--style", action="append", required=True, metavar="NAME",
+                   help="style name or .onnx path; repeat to preload several (keys n/p/1-9 switch)")
+    p.add_argument("--source", default="0", help="camera index, video file or URL (default 0)")
+    p.add_argument("--size", default="640x480", help="size asked of a camera, WxH (default 640x480)")
+    p.add_argument("--fps", type=float, default=30.0, help="rate asked of a camera (default 30)")
+    p.add_argument("--loop", action="store_true", help="replay a video file forever")
+    p.add_argument("--backend", default="auto",
+                   help="auto (fastest available), openvino, onnxruntime, torch, torch-cuda, tensorrt")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="processing size relative to the frame; 0.5 = generator at half size, "
+                        "upscaled (use it for 720p and up on a CPU)")
+    p.add_argument("--blend", type=float, default=1.0, help="1 = fully stylized, 0 = original")
+    p.add_argument("--vcam", action="store_true", help="also send to a virtual camera")
+    p.add_argument("--vcam-device", default=None, help="e.g. /dev/video10 (default: first found)")
+    p.add_argument("--output", "-o", default=None, help="also write a video file (.mp4)")
+    p.add_argument("--no-preview", dest="preview", action="store_false", help="no window")
+    p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0 = no limit)")
+    p.add_argument("--threads", type=int, default=0, help="inference threads (0 = all cores)")
+    p.add_argument("--snapshot-dir", default=".", help="where the s key saves PNGs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="livestyle", epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     description="Real-time neural style filter for webcams.")
+    parser.add_argument("--version", action="version", version=f"livestyle {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _run_parser(sub)
+    sub.add_parser("styles", help="list the installed styles")
+    sub.add_parser("doctor", help="check cameras, virtual camera, backends and GPU")
+    b = sub.add_parser("bench", help="measure frames per second and latency",
+                       add_help=False)
+    b.add_argument("args", nargs=argparse.REMAINDER)
+    t = sub.add_parser("train", help="train a style (see `livestyle train --help`)", add_help=False)
+    t.add_argument("args", nargs=argparse.REMAINDER)
+    g = sub.add_parser("build", help="prebuild a TensorRT engine for a style (NVIDIA GPUs)")
+    g.add_argument("--style", required=True)
+    g.add_argument("--fp32", dest="fp16", action="store_false", help="build FP32 (default FP16)")
+    return parser
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"livestyle: --size {text!r} is not WxH (for example 1280x720)") from None
+    return w, h
+
+
+def cmd_run(a) -> int:
+    from livestyle.config import RunConfig, SourceConfig
+    from livestyle.pipeline import run
+
+    w, h = _parse_size(a.size)
+    cfg = RunConfig(styles=tuple(a.style),
+                    source=SourceConfig(a.source, w, h, a.fps, loop=a.loop),
+                    backend=a.backend, scale=a.scale, blend=a.blend, preview=a.preview,
+                    vcam=a.vcam, vcam_device=a.vcam_device, output=a.output,
+                    snapshot_dir=a.snapshot_dir, max_frames=a.max_frames, threads=a.threads)
+    stats = run(cfg, log=lambda m: print(m, file=sys.stderr))
+    print(f"{stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.1f} fps), "
+          f"{stats.dropped} dropped at the source; processing {stats.processing_size[0]}x"
+          f"{stats.processing_size[1]} on {stats.backend}", file=sys.stderr)
+    return 0
+
+
+def cmd_styles(_a) -> int:
+    from livestyle.styles import BUNDLED_DIR, StyleError, read_style, style_files, user_dir
+
+    files = style_files()
+    if not files:
+        print(f"no styles installed (looked in {BUNDLED_DIR} and {user_dir()}).\n"
+              "Make one with `livestyle train --style-image PAINTING.jpg --name NAME`.")
+        return 1
+    for i, (name, path) in enumerate(files.items(), 1):
+        try:
+            print(f"{i:2}. {read_style(path).summary}")
+        except StyleError as e:
+            print(f"{i:2}. {name:<16} UNREADABLE: {e}")
+    return 0
+
+
+def cmd_build(a) -> int:
+    from livestyle.backends.tensorrt import build_engine_for_style
+    from livestyle.styles import resolve
+
+    path = build_engine_for_style(resolve(a.style).path, fp16=a.fp16)
+    print(f"engine ready: {path}")
+    return 0
+
+
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt  # one clean shutdown path for Ctrl-C and SIGTERM
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    from livestyle.errors import USER_ERRORS
+
+    try:
+        if a.command == "run":
+            return cmd_run(a)
+        if a.command == "styles":
+            return cmd_styles(a)
+        if a.command == "doctor":
+            from livestyle.doctor import main as doctor
+
+            return doctor()
+        if a.command == "bench":
+            from livestyle.bench import main as bench
+
+            return bench(a.args)
+        if a.command == "train":
+            try:
+                from train.__main__ import main as train
+            except ImportError as e:
+                print(f"livestyle train needs the trainer's packages ({e.name}): "
+                      "pip install -e .[train]", file=sys.stderr)
+                return 2
+            return train(a.args)
+        if a.command == "build":
+            return cmd_build(a)
+    except KeyboardInterrupt:
+        print("\nlivestyle: stopped; camera and outputs released", file=sys.stderr)
+        return 130
+    except USER_ERRORS as e:
+        print(f"livestyle: {e}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Run configuration: frozen dataclasses with commented defaults, validated up front.
+
+Everything here is checked before a camera opens, so a bad flag fails in milliseconds with a
+message that says what to change.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names the flag and what to do."""
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    source: str = "0"  # camera index, video file path, or URL (rtsp://, http://, ...)
+    width: int = 640  # size asked of a camera (it may give another; the run reports it)
+    height: int = 480
+    fps: float = 30.0  # rate asked of a camera
+    loop: bool = False  # replay a video file forever
+    realtime: bool | None = None  # pace files at their own fps; None = pace when a window/vcam shows it
+
+    @property
+    def is_camera(self) -> bool:
+        return self.source.isdigit()
+
+    @property
+    def is_url(self) -> bool:
+        return "://" in self.source
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    styles: tuple[str, ...] = ()  # style names or .onnx paths; the first one runs first
+    source: SourceConfig = field(default_factory=SourceConfig)
+    backend: str = "auto"  # auto | openvino | onnxruntime | torch | torch-cuda | tensorrt
+    scale: float = 1.0  # processing size / frame size; < 1 runs the generator smaller, upscales
+    blend: float = 1.0  # 1 = fully stylized, 0 = the original
+    preview: bool = True  # a window with HUD and keys
+    vcam: bool = False  # a virtual camera for Zoom / Meet / OBS
+    vcam_device: str | None = None  # e.g. /dev/video10; None = the first loopback device
+    output: str | None = None  # video file to write (mp4)
+    snapshot_dir: str = "."  # where the `s` key saves PNGs
+    max_frames: int = 0  # stop after this many frames; 0 = until the source ends or `q`
+    threads: int = 0  # inference threads; 0 = the backend's default (all cores)
+
+    def validate(self) -> "RunConfig":
+        if not self.styles:
+            raise ConfigError("no style given: pass --style NAME (`livestyle styles` lists them)")
+        if not 0.05 <= self.scale <= 2.0:
+            raise ConfigError(f"--scale {self.scale} is out of range: use 0.05-2.0 (e.g. 0.5 "
+                              "runs the generator at half size and upscales)")
+        if not 0.0 <= self.blend <= 1.0:
+            raise ConfigError(f"--blend {self.blend} is out of range: use 0.0-1.0")
+        s = self.source
+        if s.width < 1 or s.height < 1 or s.width > 7680 or s.height > 4320:
+            raise ConfigError(f"impossible size {s.width}x{s.height}: use 1x1 to 7680x4320")
+        if not 0 < s.fps <= 480:
+            raise ConfigError(f"--fps {s.fps} is out of range: use 1-480")
+        if not (s.is_camera or s.is_url or Path(s.source).is_file()):
+            raise ConfigError(f"source {s.source!r} is not a camera index, a URL or an existing "
+                              "file; pass --source 0 for the first webcam or a video path")
+        if self.output:
+            out = Path(self.output)
+            if out.suffix.lower() not in (".mp4", ".avi", ".mkv", ".mov"):
+                raise ConfigError(f"--output {out}: use a .mp4, .avi, .mkv or .mov name")
+            parent = out.parent if str(out.parent) else Path(".")
+            if not parent.is_dir() or not os.access(parent, os.W_OK):
+                raise ConfigError(f"--output {out}: folder {parent} does not exist or is not "
+                                  "writable; pick another path")
+        if not (self.preview or self.vcam or self.output or self.max_frames):
+            raise ConfigError("nothing to show: with --no-preview, pass --vcam and/or --output")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,97 @@
+"""`livestyle doctor`: what works on this machine, and how to fix what does not."""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import os
+import platform
+import sys
+
+import cv2
+
+from livestyle.backends import AUTO_ORDER, REGISTRY, BackendUnavailable, create
+from livestyle.gpu import cuda_device_count
+from livestyle.sinks.preview import display_available
+from livestyle.sinks.vcam import setup_help
+from livestyle.styles import StyleError, read_style, style_files
+
+OK, NO = "ok ", "-- "
+
+
+def _cameras(max_index: int = 4) -> list[str]:
+    if sys.platform.startswith("linux"):
+        nodes = sorted(glob.glob("/dev/video*"))
+        if not nodes:
+            return []
+        candidates = [int(n.removeprefix("/dev/video")) for n in nodes if n[10:].isdigit()]
+    else:
+        candidates = list(range(max_index))
+    found = []
+    for i in candidates[:max_index]:
+        cap = cv2.VideoCapture(i)
+        if cap.isOpened():
+            ok, frame = cap.read()
+            if ok:
+                found.append(f"{i}: {frame.shape[1]}x{frame.shape[0]}")
+        cap.release()
+    return found
+
+
+def _vcam() -> tuple[bool, str]:
+    try:
+        import pyvirtualcam
+    except ImportError:
+        return False, "pyvirtualcam is not installed: pip install pyvirtualcam"
+    try:
+        with pyvirtualcam.Camera(64, 48, 30) as cam:
+            return True, f"virtual camera available: {cam.device}"
+    except RuntimeError as e:
+        return False, f"{e}\n     fix: {setup_help()}"
+
+
+def main() -> int:
+    print(f"livestyle doctor: Python {platform.python_version()} on {platform.platform()}, "
+          f"{os.cpu_count()} CPU cores, OpenCV {cv2.__version__}")
+    lines: list[tuple[bool, str]] = []
+
+    cams = _cameras()
+    lines.append((bool(cams), "cameras: " + ", ".join(cams) if cams else
+                  "cameras: none found; use --source FILE or URL, or plug in a webcam"))
+    ok, why = display_available()
+    lines.append((ok, "preview window: available" if ok else
+                  f"preview window: {why}; use --no-preview with --output or --vcam"))
+    lines.append(_vcam())
+
+    count, why = cuda_device_count()
+    lines.append((count > 0, f"NVIDIA GPU: {count} CUDA device(s)" if count else
+                  f"NVIDIA GPU: {why} (the CPU backends are used)"))
+
+    styles = style_files()
+    probe = None
+    for path in styles.values():
+        try:
+            read_style(path)
+            probe = path
+            break
+        except StyleError:
+            continue
+    lines.append((probe is not None, f"styles: {len(styles)} installed" if styles else
+                  "styles: none installed; `livestyle train` makes one"))
+    for name in AUTO_ORDER + ["torch"]:
+        module = REGISTRY[name][0]
+        if probe is None:
+            spec_ok = importlib.util.find_spec(module) is not None
+            lines.append((False, f"backend {name}: not checked (no style to load)"
+                          if spec_ok else f"backend {name}: missing"))
+            continue
+        try:
+            create(name, probe).close()
+            lines.append((True, f"backend {name}: works"))
+        except (BackendUnavailable, ValueError) as e:
+            lines.append((False, f"backend {name}: {e}"))
+    for ok, text in lines:
+        print(("  " + (OK if ok else NO)) + text)
+    print("`livestyle run --backend auto` picks the first working backend in the order "
+          + " > ".join(AUTO_ORDER))
+    return 0

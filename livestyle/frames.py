@@ -1,0 +1,65 @@
+"""Pre- and post-processing around the backend: the only per-pixel work done in Python.
+
+preprocess: any frame a source gives (gray, BGRA, 16-bit, float, odd sizes) -> uint8 BGR at
+the processing size. postprocess: the stylized frame -> the output size, blended with the
+original. Pixel format conversion to float and back lives inside the model graph.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+MIN_SIDE = 8  # the generator reflects-pads at 1/4 resolution, which needs >= 2 px there
+
+
+def to_bgr8(frame: np.ndarray) -> np.ndarray:
+    """Any common image array -> uint8 BGR HxWx3, or ValueError saying what was wrong."""
+    if not isinstance(frame, np.ndarray) or frame.size == 0:
+        raise ValueError("empty frame: the source delivered no pixels")
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    if frame.dtype == np.uint16:
+        frame = (frame >> 8).astype(np.uint8)
+    elif frame.dtype in (np.float32, np.float64):
+        frame = (np.clip(frame, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    elif frame.dtype != np.uint8:
+        raise ValueError(f"unsupported frame dtype {frame.dtype}: expected uint8, uint16 or float")
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if frame.ndim == 3 and frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    if frame.ndim == 3 and frame.shape[2] == 3:
+        return frame
+    raise ValueError(f"unsupported frame shape {frame.shape}: expected HxW, HxWx3 or HxWx4")
+
+
+def processing_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """(w, h) the generator runs at: `scale` times the frame, at least MIN_SIDE a side."""
+    return (max(MIN_SIDE, round(width * scale)), max(MIN_SIDE, round(height * scale)))
+
+
+def preprocess(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 BGR frame -> C-contiguous uint8 BGR at `size` (w, h); no copy when it fits."""
+    h, w = frame.shape[:2]
+    if (w, h) != size:
+        # INTER_AREA when shrinking avoids aliasing that the generator would turn into texture
+        interp = cv2.INTER_AREA if size[0] < w else cv2.INTER_LINEAR
+        frame = cv2.resize(frame, size, interpolation=interp)
+    return np.ascontiguousarray(frame)
+
+
+def postprocess(styled: np.ndarray, original: np.ndarray, blend: float = 1.0) -> np.ndarray:
+    """Stylized frame -> the original's size, mixed `blend` : (1 - blend) with the original.
+
+    Always returns a new array (the backend may reuse `styled`'s buffer)."""
+    h, w = original.shape[:2]
+    if styled.shape[:2] != (h, w):
+        styled = cv2.resize(styled, (w, h), interpolation=cv2.INTER_LINEAR)
+    elif blend >= 1.0:
+        return styled.copy()
+    if blend >= 1.0:
+        return styled
+    if blend <= 0.0:
+        return original.copy()
+    return cv2.addWeighted(styled, blend, original, 1.0 - blend, 0.0)

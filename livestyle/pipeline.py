@@ -1,0 +1,282 @@
+"""The loop: source -> preprocess -> backend -> postprocess -> sinks, one frame at a time.
+
+Real-time policy: at most one frame is in flight per stage (two with a pipelined GPU backend,
+whose results come back one call late and are paired with their source frame here); a live
+source keeps only its newest frame, so when inference is slow frames are dropped at the
+source, counted, and shown on the HUD, instead of queueing up latency.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections import deque
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from livestyle import backends
+from livestyle.camera import open_source
+from livestyle.config import RunConfig
+from livestyle.frames import postprocess, preprocess, processing_size, to_bgr8
+from livestyle.sinks.base import Sink
+from livestyle.sinks.preview import HELP, PreviewWindow
+from livestyle.styles import Style, resolve
+
+STAGES = ("capture", "preprocess", "inference", "postprocess", "sinks")
+
+
+class StageTimers:
+    """Per-stage durations of the last `window` frames, in milliseconds."""
+
+    def __init__(self, window: int = 120):
+        self.samples = {s: deque(maxlen=window) for s in STAGES}
+        self.all = {s: [] for s in STAGES}  # every sample, for the final report
+        self.frame_times: deque[float] = deque(maxlen=window)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.samples[stage].append(seconds * 1e3)
+        self.all[stage].append(seconds * 1e3)
+
+    def recent_ms(self, stage: str) -> float:
+        s = self.samples[stage]
+        return statistics.median(s) if s else 0.0
+
+    def fps(self) -> float:
+        t = self.frame_times
+        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
+
+
+class StyleSwitcher:
+    """Holds one backend per loaded style; loads the next one on a thread, so switching never
+    stalls the stream: the old style keeps running until the new one is ready."""
+
+    def __init__(self, styles: list[Style], backend: str, threads: int = 0, log=print):
+        self.styles = styles
+        self._backend_name, self._threads, self._log = backend, threads, log
+        self._loaded: dict[int, backends.Backend] = {}
+        self._loading: dict[int, threading.Thread] = {}
+        self._errors: dict[int, Exception] = {}
+        self._lock = threading.Lock()
+        self.index = 0
+        self.wanted = 0
+        self._load(0)  # the first style loads in the foreground: its errors stop the run
+        if 0 in self._errors:
+            raise self._errors.pop(0)
+
+    def _load(self, i: int) -> None:
+        try:
+            b = backends.create(self._backend_name, self.styles[i].path, threads=self._threads)
+        except Exception as e:  # noqa: BLE001 - reported to the user, the run goes on
+            with self._lock:
+                self._errors[i] = e
+            return
+        with self._lock:
+            self._loaded[i] = b
+
+    @property
+    def backend(self) -> backends.Backend:
+        return self._loaded[self.index]
+
+    @property
+    def style(self) -> Style:
+        return self.styles[self.index]
+
+    def request(self, i: int) -> None:
+        i %= len(self.styles)
+        self.wanted = i
+        with self._lock:
+            busy = i in self._loaded or (i in self._loading and self._loading[i].is_alive())
+        if not busy:
+            t = threading.Thread(target=self._load, args=(i,), daemon=True,
+                                 name=f"livestyle-load-{i}")
+            self._loading[i] = t
+            t.start()
+
+    def poll(self) -> backends.Backend | None:
+        """Switch to the wanted style if it is loaded; returns the backend switched away from
+        (the caller drains its in-flight results), else None."""
+        if self.wanted == self.index:
+            return None
+        with self._lock:
+            err = self._errors.pop(self.wanted, None)
+            ready = self.wanted in self._loaded
+        if err is not None:
+            self._log(f"cannot load style {self.styles[self.wanted].name}: {err}")
+            self.wanted = self.index
+            return None
+        if ready:
+            old, self.index = self.backend, self.wanted
+            return old
+        return None
+
+    def close(self) -> None:
+        for t in self._loading.values():
+            t.join(timeout=30)
+        with self._lock:
+            for b in self._loaded.values():
+                b.close()
+            self._loaded.clear()
+
+
+@dataclass
+class Controls:
+    """What the keys change while running."""
+
+    blend: float = 1.0
+    show_original: bool = False
+    hud: bool = True
+    quit: bool = False
+    snapshot: bool = False
+
+
+@dataclass
+class RunStats:
+    frames: int = 0
+    dropped: int = 0
+    seconds: float = 0.0
+    stage_ms: dict[str, list[float]] = field(default_factory=dict)
+    processing_size: tuple[int, int] = (0, 0)
+    backend: str = ""
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def apply_action(action: str, controls: Controls, switcher: StyleSwitcher) -> None:
+    if action == "quit":
+        controls.quit = True
+    elif action == "next":
+        switcher.request(switcher.wanted + 1)
+    elif action == "previous":
+        switcher.request(switcher.wanted - 1)
+    elif action.startswith("style:"):
+        i = int(action.split(":")[1])
+        if i < len(switcher.styles):
+            switcher.request(i)
+    elif action == "original":
+        controls.show_original = not controls.show_original
+    elif action == "more":
+        controls.blend = min(1.0, round(controls.blend + 0.1, 2))
+    elif action == "less":
+        controls.blend = max(0.0, round(controls.blend - 0.1, 2))
+    elif action == "snapshot":
+        controls.snapshot = True
+    elif action == "hud":
+        controls.hud = not controls.hud
+
+
+def hud_lines(switcher: StyleSwitcher, timers: StageTimers, controls: Controls, dropped: int,
+              size: tuple[int, int]) -> list[str]:
+    name = "ORIGINAL" if controls.show_original else switcher.style.name
+    loading = f" (loading {switcher.styles[switcher.wanted].name})" if (
+        switcher.wanted != switcher.index) else ""
+    stages = " ".join(f"{s[:5]} {timers.recent_ms(s):.1f}" for s in STAGES[1:])
+    return [
+        f"{name}{loading}  [{switcher.index + 1}/{len(switcher.styles)}]  blend {controls.blend:.1f}",
+        f"{timers.fps():5.1f} fps  {switcher.backend.name} @ {size[0]}x{size[1]}  "
+        f"dropped {dropped}",
+        f"ms: {stages}",
+        HELP,
+    ]
+
+
+def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float,
+             controls: Controls, preview: PreviewWindow | None = None, max_frames: int = 0,
+             snapshot_dir: str = ".", log=print) -> RunStats:
+    """Drive frames from `source` through the current style into every sink until the source
+    ends, `q` is pressed or `max_frames` have been shown."""
+    timers = StageTimers()
+    stats = RunStats(backend=switcher.backend.name)
+    pending: deque = deque()  # (frame, bgr) awaiting a delayed backend's result
+    t_start = time.perf_counter()
+    size, last_shape = None, None
+
+    def deliver(bgr: np.ndarray, styled: np.ndarray) -> None:
+        t = time.perf_counter()
+        blend = 0.0 if controls.show_original else controls.blend
+        out = postprocess(styled, bgr, blend)
+        t2 = time.perf_counter()
+        timers.add("postprocess", t2 - t)
+        for sink in sinks:
+            sink.send(out)
+        if preview is not None:
+            preview.show_hud = controls.hud
+            preview.hud_lines = hud_lines(switcher, timers, controls, source.dropped, size)
+            preview.send(out)
+            for action in preview.poll():
+                apply_action(action, controls, switcher)
+        if controls.snapshot:
+            controls.snapshot = False
+            path = Path(snapshot_dir) / f"livestyle-{switcher.style.name}-{time.strftime('%Y%m%d-%H%M%S')}.png"
+            cv2.imwrite(str(path), out)
+            log(f"snapshot saved to {path}")
+        timers.add("sinks", time.perf_counter() - t2)
+        timers.frame_times.append(time.perf_counter())
+        stats.frames += 1
+
+    while not controls.quit and not (max_frames and stats.frames >= max_frames):
+        t0 = time.perf_counter()
+        frame = source.read()
+        if frame is None:
+            break
+        t1 = time.perf_counter()
+        timers.add("capture", t1 - t0)
+        bgr = to_bgr8(frame.image)
+        if bgr.shape[:2] != last_shape:
+            last_shape = bgr.shape[:2]
+            size = processing_size(bgr.shape[1], bgr.shape[0], scale)
+        small = preprocess(bgr, size)
+        t2 = time.perf_counter()
+        timers.add("preprocess", t2 - t1)
+        old = switcher.poll()
+        if old is not None:  # a pipelined backend still holds frames: show them first
+            for styled in old.flush():
+                deliver(pending.popleft(), styled)
+        pending.append(bgr)
+        styled = switcher.backend.infer(small)
+        timers.add("inference", time.perf_counter() - t2)
+        if styled is not None:
+            deliver(pending.popleft(), styled)
+    for styled in switcher.backend.flush():
+        deliver(pending.popleft(), styled)
+
+    stats.seconds = time.perf_counter() - t_start
+    stats.dropped = source.dropped
+    stats.stage_ms = timers.all
+    stats.processing_size = size or (0, 0)
+    return stats
+
+
+def run(cfg: RunConfig, log=print) -> RunStats:
+    """Build everything `cfg` asks for, run the loop, release everything on every exit path."""
+    from livestyle.sinks.vcam import VirtualCameraSink
+    from livestyle.sinks.video import VideoFileSink
+
+    cfg.validate()
+    styles = [resolve(s) for s in cfg.styles]  # unknown styles fail before the camera opens
+    with ExitStack() as stack:
+        switcher = StyleSwitcher(styles, cfg.backend, cfg.threads, log=log)
+        stack.callback(switcher.close)
+        preview = stack.enter_context(PreviewWindow()) if cfg.preview else None
+        source = stack.enter_context(
+            open_source(cfg.source, watched=bool(cfg.preview or cfg.vcam), log=log))
+        info = source.info
+        log(f"source: {info.description} {info.width}x{info.height} @ {info.fps:g} fps; "
+            f"style {styles[0].name} on {switcher.backend.name}")
+        sinks: list[Sink] = []
+        if cfg.output:
+            sinks.append(stack.enter_context(VideoFileSink(cfg.output, info.fps)))
+        if cfg.vcam:
+            vcam = stack.enter_context(VirtualCameraSink(info.width, info.height, info.fps,
+                                                         cfg.vcam_device))
+            log(f"virtual camera: {vcam.device}")
+            sinks.append(vcam)
+        controls = Controls(blend=cfg.blend)
+        return run_loop(source, switcher, sinks, cfg.scale, controls, preview, cfg.max_frames,
+                        cfg.snapshot_dir, log=log)

@@ -1,0 +1,1 @@
+"""Where frames go: a preview window, a virtual camera, a video file, or nowhere (benchmarks)."""

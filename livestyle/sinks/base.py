@@ -1,0 +1,33 @@
+"""The sink protocol: where stylized frames go.
+
+- `send(frame)` takes a uint8 BGR HxWx3 frame; the sink must not keep a reference to it past
+  the call (the pipeline may reuse the buffer) and must not modify it.
+- `close()` flushes and releases the device or file; it is called exactly once by the
+  pipeline, and calling it again is harmless. Sinks are context managers.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class SinkError(RuntimeError):
+    """A sink that cannot open; the message says how to set it up."""
+
+
+class Sink(ABC):
+    name = "?"
+
+    @abstractmethod
+    def send(self, frame: np.ndarray) -> None: ...
+
+    def close(self) -> None:  # noqa: B027
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

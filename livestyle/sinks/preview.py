@@ -1,0 +1,97 @@
+"""The preview window (OpenCV highgui): the stylized stream, a HUD, and keyboard controls.
+
+Keys: n / right = next style, p / left = previous, 1-9 = style by number, space = original
+vs stylized, + / - = blend strength, s = snapshot PNG, h = HUD on/off, q / Esc = quit.
+Closing the window also quits.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import cv2
+import numpy as np
+
+from livestyle.sinks.base import Sink, SinkError
+
+WINDOW = "livestyle"
+
+# cv2.waitKeyEx codes -> actions the pipeline understands
+KEYS: dict[int, str] = {
+    ord("q"): "quit", 27: "quit",
+    ord("n"): "next", ord("p"): "previous",
+    0xFF53: "next", 0xFF51: "previous",  # right / left arrows (X11 keysyms)
+    65363: "next", 65361: "previous",
+    ord(" "): "original",
+    ord("+"): "more", ord("="): "more", ord("-"): "less", ord("_"): "less",
+    ord("s"): "snapshot", ord("h"): "hud",
+    **{ord(str(i)): f"style:{i - 1}" for i in range(1, 10)},
+}
+
+HELP = "n/p style  1-9 pick  space original  +/- blend  s snap  h HUD  q quit"
+
+
+def display_available() -> tuple[bool, str]:
+    """A window can open here? (On Linux without $DISPLAY, cv2.imshow aborts the process.)"""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                 or os.environ.get("WAYLAND_DISPLAY")):
+        return False, "no display ($DISPLAY is not set)"
+    return True, ""
+
+
+def draw_hud(frame: np.ndarray, lines: list[str]) -> np.ndarray:
+    """Text over a dark band at the top-left, drawn on a copy."""
+    out = frame.copy()
+    scale = max(0.4, min(frame.shape[1], 1280) / 1280 * 0.6)
+    lh = int(22 * scale / 0.5)
+    w = int(max((cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for t in lines),
+                default=0)) + 12
+    band = out[: lh * len(lines) + 8, :w]
+    band[:] = (band * 0.4).astype(np.uint8)
+    for i, text in enumerate(lines):
+        cv2.putText(out, text, (6, lh * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+class PreviewWindow(Sink):
+    name = "preview"
+
+    def __init__(self, title: str = WINDOW):
+        ok, why = display_available()
+        if not ok:
+            raise SinkError(f"cannot open a preview window: {why}. Run with --no-preview and "
+                            "--output FILE or --vcam, or start a desktop session")
+        self.title = title
+        self.hud_lines: list[str] = []
+        self.show_hud = True
+        cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+        self._shown = False
+        self._open = True
+
+    def send(self, frame: np.ndarray) -> None:
+        if not self._shown:
+            cv2.resizeWindow(self.title, frame.shape[1], frame.shape[0])
+            self._shown = True
+        cv2.imshow(self.title, draw_hud(frame, self.hud_lines) if self.show_hud and
+                   self.hud_lines else frame)
+
+    def poll(self) -> list[str]:
+        """Actions from keys pressed since the last call (also pumps the GUI event loop)."""
+        actions = []
+        key = cv2.waitKeyEx(1)
+        while key != -1:
+            action = KEYS.get(key) or KEYS.get(key & 0xFF)
+            if action:
+                actions.append(action)
+            key = cv2.waitKeyEx(1)
+        if self._shown and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+            actions.append("quit")  # the user closed the window
+        return actions
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)  # let highgui process the destroy

@@ -1,0 +1,109 @@
+"""The catalogue of styles: self-describing ONNX generators in engines/ and the user's folder.
+
+A style is one `<name>.onnx` file whose metadata (written by train/export.py) says what it is.
+Search order, later folders overriding earlier ones on a name clash: the bundled `engines/`,
+then `$LIVESTYLE_STYLES` (default ~/.local/share/livestyle/styles).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+FORMAT_VERSION = 1
+IO_CONVENTION = "uint8 BGR NHWC in, uint8 BGR NHWC out, any height and width"
+BUNDLED_DIR = Path(__file__).resolve().parents[1] / "engines"
+
+
+def user_dir() -> Path:
+    default = Path.home() / ".local" / "share" / "livestyle" / "styles"
+    return Path(os.environ.get("LIVESTYLE_STYLES", default))
+
+
+class StyleError(ValueError):
+    """A style that cannot be found or read; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Style:
+    name: str
+    path: Path
+    description: str
+    generator: dict  # GeneratorConfig as a dict
+    macs_per_pixel: int
+    training: dict
+
+    @property
+    def summary(self) -> str:
+        size_kb = self.path.stat().st_size / 1024
+        return (f"{self.name:<16} {self.description or '(no description)'}  "
+                f"[{self.macs_per_pixel} MAC/px, {size_kb:.0f} KB]")
+
+
+def read_style(path: str | Path) -> Style:
+    """Read a style's metadata without building an inference session."""
+    import onnx  # the metadata lives in the protobuf; onnx reads it without the weights' cost
+
+    path = Path(path)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - protobuf raises several types for a bad file
+        raise StyleError(
+            f"cannot read model {path}: {e.__class__.__name__}: {e}. The file is truncated or "
+            "not an ONNX model; re-export it with `livestyle train` or delete it."
+        ) from None
+    meta = {p.key: p.value for p in model.metadata_props}
+    missing = [k for k in ("livestyle.format", "livestyle.style", "livestyle.generator")
+               if k not in meta]
+    if missing:
+        raise StyleError(
+            f"model {path} lacks livestyle metadata ({', '.join(missing)}); it was not made by "
+            "`livestyle train` (train/export.py), which writes the metadata the runtime needs"
+        )
+    if int(meta["livestyle.format"]) > FORMAT_VERSION:
+        raise StyleError(f"model {path} has format {meta['livestyle.format']}, newer than this "
+                         f"livestyle understands ({FORMAT_VERSION}); upgrade livestyle")
+    try:
+        return Style(
+            name=meta["livestyle.style"],
+            path=path,
+            description=meta.get("livestyle.description", ""),
+            generator=json.loads(meta["livestyle.generator"]),
+            macs_per_pixel=int(meta.get("livestyle.macs_per_pixel", 0)),
+            training=json.loads(meta.get("livestyle.training", "{}")),
+        )
+    except (ValueError, TypeError) as e:
+        raise StyleError(f"model {path} has malformed livestyle metadata: {e}") from None
+
+
+def style_files(dirs: list[Path] | None = None) -> dict[str, Path]:
+    """name -> path for every `*.onnx` in the search folders (no file is opened)."""
+    found: dict[str, Path] = {}
+    for d in dirs if dirs is not None else [BUNDLED_DIR, user_dir()]:
+        if d.is_dir():
+            for p in sorted(d.glob("*.onnx")):
+                found[p.stem] = p
+    return found
+
+
+def resolve(name_or_path: str, dirs: list[Path] | None = None) -> Style:
+    """A style by name, or an .onnx path; unknown names list the known ones."""
+    p = Path(name_or_path)
+    if p.suffix == ".onnx" or os.sep in name_or_path:
+        if not p.is_file():
+            raise StyleError(f"model file not found: {p}")
+        return read_style(p)
+    files = style_files(dirs)
+    if name_or_path in files:
+        return read_style(files[name_or_path])
+    if not files:
+        raise StyleError(f"unknown style {name_or_path!r}: no styles are installed "
+                         f"(looked in {BUNDLED_DIR} and {user_dir()}); train one with "
+                         "`livestyle train` or pass a model path")
+    near = difflib.get_close_matches(name_or_path, list(files), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(near)}?" if near else ""
+    raise StyleError(f"unknown style {name_or_path!r}.{hint} Installed: {', '.join(files)} "
+                     "(`livestyle styles` lists them).")

@@ -1,0 +1,78 @@
+"""Losses. Each is normalised by its target's energy so the weights in TrainConfig compare."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def gram(feat: torch.Tensor) -> torch.Tensor:
+    n, c, h, w = feat.shape
+    f = feat.reshape(n, c, h * w)
+    return f @ f.transpose(1, 2) / (h * w)
+
+
+def relative_mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(x, target) / (target.pow(2).mean() + 1e-8)
+
+
+def style_loss(feats: list[torch.Tensor], target_grams: list[torch.Tensor]) -> torch.Tensor:
+    return sum(relative_mse(gram(f), g.expand(f.shape[0], -1, -1)) for f, g in
+               zip(feats, target_grams)) / len(feats)
+
+
+def content_loss(feats: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
+    return sum(relative_mse(f, t) for f, t in zip(feats, targets)) / len(feats)
+
+
+def tv_loss(img: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of neighbours, in units of the image range (~0.02-0.1)."""
+    return ((img[..., 1:, :] - img[..., :-1, :]).abs().mean()
+            + (img[..., :, 1:] - img[..., :, :-1]).abs().mean()) * 10.0
+
+
+def perturb(x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, int, int]:
+    """A copy of `x` as the next video frame might show it: sensor noise (sigma 1-4/255),
+    a small brightness change (+-3%) and a shift of 0-3 px. Returns (copy, dy, dx)."""
+    n = x.shape[0]
+    sigma = (torch.rand(n, 1, 1, 1, generator=gen) * 3 + 1) / 255.0
+    gain = 1 + (torch.rand(n, 1, 1, 1, generator=gen) - 0.5) * 0.06
+    noisy = (x * gain + torch.randn(x.shape, generator=gen) * sigma).clamp(0, 1)
+    dy, dx = (int(v) for v in torch.randint(-3, 4, (2,), generator=gen))
+    return torch.roll(noisy, shifts=(dy, dx), dims=(2, 3)), dy, dx
+
+
+def stability_loss(out: torch.Tensor, out_perturbed: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Outputs for a frame and its perturbed copy must agree once re-aligned.
+
+    Compared away from the borders, where the roll wrapped pixels around."""
+    aligned = torch.roll(out_perturbed, shifts=(-dy, -dx), dims=(2, 3))
+    m = 8
+    return F.mse_loss(aligned[..., m:-m, m:-m], out[..., m:-m, m:-m]) * 100.0
+
+
+class PatchDiscriminator(nn.Module):
+    """A small PatchGAN critic (Isola et al. 2017): one real/fake logit per ~22 px patch."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        layers, cin = [], 3
+        for i, cout in enumerate((width, width * 2, width * 4)):
+            layers += [nn.Conv2d(cin, cout, 4, 2 if i < 2 else 1, 1)]
+            if i:
+                layers += [nn.InstanceNorm2d(cout, affine=True)]
+            layers += [nn.LeakyReLU(0.2, inplace=True)]
+            cin = cout
+        layers += [nn.Conv2d(cin, 1, 4, 1, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x * 2 - 1)
+
+
+def adversarial_losses(critic: nn.Module, fake: torch.Tensor, real: torch.Tensor):
+    """Least-squares GAN: (generator loss, critic loss)."""
+    g = (critic(fake) - 1).pow(2).mean()
+    d = (critic(real) - 1).pow(2).mean() + critic(fake.detach()).pow(2).mean()
+    return g, d * 0.5

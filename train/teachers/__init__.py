@@ -1,0 +1,39 @@
+"""Teacher filters: slow, high-quality, non-neural styles the network imitates.
+
+Contract shared by every teacher ``f`` in ``TEACHERS``:
+
+* input: a uint8 BGR image of shape HxWx3 (OpenCV convention), any H, W >= 1;
+* output: a uint8 BGR image of the same HxW (HxWx3);
+* deterministic: the same input always gives the identical output, and no
+  global random state is read or modified;
+* may be slow - a teacher only runs offline to make training targets, never
+  in the real-time path.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .cartoon import cartoon
+from .sketch import sketch
+
+Teacher = Callable[[np.ndarray], np.ndarray]
+
+TEACHERS: dict[str, Teacher] = {
+    "cartoon": cartoon,
+    "sketch": sketch,
+}
+
+
+def get_teacher(name: str) -> Teacher:
+    """Return the teacher called ``name``; ValueError lists the known names."""
+    try:
+        return TEACHERS[name]
+    except KeyError:
+        known = ", ".join(sorted(TEACHERS))
+        raise ValueError(f"unknown teacher {name!r}; known teachers: {known}") from None
+
+
+__all__ = ["TEACHERS", "Teacher", "cartoon", "get_teacher", "sketch"]
