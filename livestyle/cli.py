@@ -37,6 +37,8 @@ def _run_parser(sub) -> None:
     p.add_argument("--blend", type=float, default=1.0, help="1 = fully stylized, 0 = original")
     p.add_argument("--vcam", action="store_true", help="also send to a virtual camera")
     p.add_argument("--vcam-device", default=None, help="e.g. /dev/video10 (default: first found)")
+    p.add_argument("--vcam-backend", default=None,
+                   help="pyvirtualcam backend: v4l2loopback, obs, unitycapture (default: auto)")
     p.add_argument("--output", "-o", default=None, help="also write a video file (.mp4)")
     p.add_argument("--no-preview", dest="preview", action="store_false", help="no window")
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0 = no limit)")
@@ -80,7 +82,7 @@ def cmd_run(a) -> int:
     cfg = RunConfig(styles=tuple(a.style),
                     source=SourceConfig(a.source, w, h, a.fps, loop=a.loop),
                     backend=a.backend, scale=a.scale, blend=a.blend, preview=a.preview,
-                    vcam=a.vcam, vcam_device=a.vcam_device, output=a.output,
+                    vcam=a.vcam, vcam_device=a.vcam_device, vcam_backend=a.vcam_backend, output=a.output,
                     snapshot_dir=a.snapshot_dir, max_frames=a.max_frames, threads=a.threads)
     stats = run(cfg, log=lambda m: print(m, file=sys.stderr))
     print(f"{stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.1f} fps), "

@@ -43,6 +43,7 @@ class RunConfig:
     preview: bool = True  # a window with HUD and keys
     vcam: bool = False  # a virtual camera for Zoom / Meet / OBS
     vcam_device: str | None = None  # e.g. /dev/video10; None = the first loopback device
+    vcam_backend: str | None = None  # pyvirtualcam backend (v4l2loopback, obs, ...); None = auto
     output: str | None = None  # video file to write (mp4)
     snapshot_dir: str = "."  # where the `s` key saves PNGs
     max_frames: int = 0  # stop after this many frames; 0 = until the source ends or `q`

@@ -238,6 +238,7 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float,
         if old is not None:  # a pipelined backend still holds frames: show them first
             for styled in old.flush():
                 deliver(pending.popleft(), styled)
+            log(f"style: {switcher.style.name}")
         pending.append(bgr)
         styled = switcher.backend.infer(small)
         timers.add("inference", time.perf_counter() - t2)
@@ -274,7 +275,7 @@ def run(cfg: RunConfig, log=print) -> RunStats:
             sinks.append(stack.enter_context(VideoFileSink(cfg.output, info.fps)))
         if cfg.vcam:
             vcam = stack.enter_context(VirtualCameraSink(info.width, info.height, info.fps,
-                                                         cfg.vcam_device))
+                                                         cfg.vcam_device, cfg.vcam_backend))
             log(f"virtual camera: {vcam.device}")
             sinks.append(vcam)
         controls = Controls(blend=cfg.blend)

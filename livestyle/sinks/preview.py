@@ -66,7 +66,8 @@ class PreviewWindow(Sink):
         self.title = title
         self.hud_lines: list[str] = []
         self.show_hud = True
-        cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+        # GUI_NORMAL: no Qt toolbar or status bar, only the picture
+        cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
         self._shown = False
         self._open = True
 

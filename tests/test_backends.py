@@ -1,0 +1,82 @@
+"""Every CPU backend runs the same exported generator to the same pixels."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from livestyle import backends
+from livestyle.backends.base import BackendUnavailable
+from livestyle.generator import PixelWrapper
+from tests.conftest import SHARED, need, random_generator
+
+CPU_BACKENDS = ["onnxruntime", "openvino", "torch"]
+# uint8 outputs: float rounding may flip a value by one step; a real bug moves many by many
+MAX_ABS, MAX_MEAN = 2, 0.05
+
+
+def _reference(path_frame):
+    import torch
+
+    with torch.no_grad():
+        return PixelWrapper(random_generator(seed=1))(torch.from_numpy(path_frame[None]))[0].numpy()
+
+
+@pytest.mark.parametrize("name", CPU_BACKENDS)
+@pytest.mark.parametrize("size", [(479, 641), (480, 640), (8, 8), (37, 53)])
+def test_backend_matches_pytorch(name, size, styles_dir):
+    rng = np.random.default_rng(size[0])
+    frame = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    with backends.create(name, styles_dir / "rand-a.onnx") as b:
+        out = b.infer(frame)
+    ref = _reference(frame)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    diff = np.abs(out.astype(int) - ref.astype(int))
+    assert diff.max() <= MAX_ABS and diff.mean() <= MAX_MEAN, (diff.max(), diff.mean())
+
+
+@pytest.mark.parametrize("name", CPU_BACKENDS[:2])
+def test_backends_agree_on_a_real_photo(name, styles_dir):
+    photo = cv2.imread(str(need(SHARED / "content" / "kodak_kodim01.jpg")))
+    with backends.create(name, styles_dir / "rand-b.onnx") as b, \
+            backends.create("torch", styles_dir / "rand-b.onnx") as ref:
+        diff = np.abs(b.infer(photo).astype(int) - ref.infer(photo).astype(int))
+    assert diff.max() <= MAX_ABS and diff.mean() <= MAX_MEAN
+
+
+@pytest.mark.parametrize("name", ["onnxruntime", "openvino"])
+def test_identity_graph_keeps_bgr_order_exactly(name, styles_dir):
+    """The in-graph conversions (BGR->RGB, scale, round, back) must be lossless."""
+    frame = np.zeros((6, 10, 3), np.uint8)
+    frame[..., 0] = 200  # blue channel only
+    frame[:, 5:, 2] = 17  # a little red on the right half
+    with backends.create(name, styles_dir / "identity.onnx") as b:
+        out = b.infer(frame)
+    np.testing.assert_array_equal(out, frame)
+
+
+def test_auto_picks_a_cpu_backend_and_gpu_backends_refuse_cleanly(styles_dir):
+    with backends.create("auto", styles_dir / "rand-a.onnx") as b:
+        assert b.name in ("openvino", "onnxruntime")
+    from livestyle.gpu import has_cuda
+
+    if not has_cuda():
+        with pytest.raises(BackendUnavailable):
+            backends.create("torch-cuda", styles_dir / "rand-a.onnx")
+
+
+def test_unknown_backend_and_unreadable_model(tmp_path, styles_dir):
+    with pytest.raises(ValueError, match="unknown backend"):
+        backends.create("magic", styles_dir / "rand-a.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes((styles_dir / "rand-a.onnx").read_bytes()[:500])
+    for name in ("onnxruntime", "openvino"):
+        with pytest.raises(ValueError, match="bad.onnx"):
+            backends.create(name, bad)
+
+
+def test_backend_rejects_wrong_frame_format(styles_dir):
+    with backends.create("onnxruntime", styles_dir / "rand-a.onnx") as b:
+        with pytest.raises(ValueError, match="uint8 HxWx3"):
+            b.infer(np.zeros((4, 4), np.uint8))

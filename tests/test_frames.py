@@ -1,0 +1,75 @@
+"""Pre/post-processing: every frame format a source can give, at odd and tiny sizes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from livestyle import backends
+from livestyle.frames import MIN_SIDE, postprocess, preprocess, processing_size, to_bgr8
+
+
+@pytest.mark.parametrize("shape,dtype", [
+    ((479, 641), np.uint8), ((479, 641, 1), np.uint8), ((2, 3, 4), np.uint8),
+    ((5, 7, 3), np.uint16), ((3, 2, 3), np.float32), ((1, 1, 3), np.uint8),
+])
+def test_to_bgr8_handles_common_formats(shape, dtype):
+    rng = np.random.default_rng(1)
+    top = {np.uint8: 256, np.uint16: 65536}.get(dtype)
+    frame = (rng.integers(0, top, shape).astype(dtype) if top else rng.random(shape, dtype))
+    out = to_bgr8(frame)
+    assert out.dtype == np.uint8 and out.shape == (*shape[:2], 3)
+
+
+def test_to_bgr8_keeps_values_meaningful():
+    gray = np.full((2, 3), 77, np.uint8)
+    assert (to_bgr8(gray) == 77).all()
+    bgra = np.zeros((2, 2, 4), np.uint8)
+    bgra[..., 0], bgra[..., 3] = 250, 9  # blue, alpha dropped
+    assert to_bgr8(bgra)[0, 0].tolist() == [250, 0, 0]
+    assert to_bgr8(np.full((1, 1, 3), 0xAB00, np.uint16))[0, 0, 0] == 0xAB
+    assert to_bgr8(np.full((1, 1, 3), 0.5, np.float32))[0, 0, 0] == 128
+
+
+@pytest.mark.parametrize("bad", [np.zeros((0, 4, 3), np.uint8), np.zeros((4, 4, 5), np.uint8),
+                                 np.zeros((4, 4, 3), np.int64)])
+def test_to_bgr8_rejects_with_a_reason(bad):
+    with pytest.raises(ValueError, match="frame"):
+        to_bgr8(bad)
+
+
+@pytest.mark.parametrize("w,h,scale", [(641, 479, 1.0), (641, 479, 0.5), (2, 3, 1.0),
+                                       (1, 1, 1.0), (1280, 720, 0.5), (3840, 2160, 0.25)])
+def test_round_trip_through_a_real_model_keeps_size(w, h, scale, styles_dir):
+    frame = np.random.default_rng(w).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    size = processing_size(w, h, scale)
+    assert min(size) >= MIN_SIDE
+    small = preprocess(frame, size)
+    assert small.shape == (size[1], size[0], 3) and small.flags["C_CONTIGUOUS"]
+    with backends.create("onnxruntime", styles_dir / "rand-a.onnx") as b:
+        out = postprocess(b.infer(small), frame)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+
+
+def test_round_trip_with_identity_model_returns_the_frame(styles_dir, frame_641x479):
+    """Scale 1 through the identity style: the pixels come back exactly, in BGR order."""
+    size = processing_size(641, 479, 1.0)
+    with backends.create("onnxruntime", styles_dir / "identity.onnx") as b:
+        out = postprocess(b.infer(preprocess(frame_641x479, size)), frame_641x479)
+    np.testing.assert_array_equal(out, frame_641x479)
+
+
+def test_blend_mixes_original_and_styled():
+    original = np.full((4, 6, 3), 100, np.uint8)
+    styled = np.full((4, 6, 3), 200, np.uint8)
+    assert (postprocess(styled, original, 1.0) == 200).all()
+    assert (postprocess(styled, original, 0.0) == 100).all()
+    assert (postprocess(styled, original, 0.25) == 125).all()
+    small = np.full((2, 3, 3), 200, np.uint8)  # a half-size result is upscaled first
+    assert postprocess(small, original, 1.0).shape == original.shape
+
+
+def test_postprocess_never_returns_the_backends_buffer():
+    styled = np.full((4, 6, 3), 200, np.uint8)
+    out = postprocess(styled, np.zeros_like(styled), 1.0)
+    assert out is not styled and not np.shares_memory(out, styled)

@@ -1,0 +1,163 @@
+"""End to end through the real CLI and pipeline: video files, the virtual camera, errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import pyvirtualcam
+from pyvirtualcam.camera import register_backend
+
+from livestyle.config import RunConfig, SourceConfig
+from livestyle.pipeline import StyleSwitcher, run
+from livestyle.styles import resolve
+from tests.conftest import CLIP, need
+
+
+def livestyle(*args, env=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "livestyle", *args], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def read_all(path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    cap.release()
+    return frames
+
+
+def test_file_to_file_keeps_every_frame_and_stylizes(tmp_path, styles_dir):
+    clip = need(CLIP)
+    out = tmp_path / "styled.mp4"
+    r = livestyle("run", "--source", str(clip), "--style", str(styles_dir / "rand-a.onnx"),
+                  "--output", str(out), "--no-preview")
+    assert r.returncode == 0, r.stderr
+    src, got = read_all(clip), read_all(out)
+    assert len(got) == len(src) == 62
+    assert got[0].shape == src[0].shape == (270, 480, 3)
+    change = np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(src, got)])
+    assert change > 20, f"output barely differs from the input (mean change {change:.1f})"
+
+
+def test_output_frames_stay_in_order(tmp_path, styles_dir):
+    """Identity style: output frame i is source frame i (up to the codec), not a neighbour."""
+    clip = need(CLIP)
+    out = tmp_path / "same.mp4"
+    r = livestyle("run", "--source", str(clip), "--style", str(styles_dir / "identity.onnx"),
+                  "--output", str(out), "--no-preview")
+    assert r.returncode == 0, r.stderr
+    src, got = read_all(clip), read_all(out)
+    assert len(got) == len(src)
+    for i in (5, 30, 55):
+        same = np.abs(got[i].astype(int) - src[i].astype(int)).mean()
+        other = np.abs(got[i].astype(int) - src[i - 4].astype(int)).mean()
+        assert same < 4 and same < other, (i, same, other)
+
+
+class RecordingCamera:
+    """A pyvirtualcam backend (its own extension point) that keeps what it is sent."""
+
+    sent: list[np.ndarray] = []
+    opened: list[dict] = []
+    closed = 0
+
+    def __init__(self, *, width, height, fps, fourcc, device, **kw):
+        self.shape = (height, width, 3)
+        RecordingCamera.opened.append({"size": (width, height), "fourcc": fourcc})
+
+    def send(self, frame):
+        RecordingCamera.sent.append(frame.reshape(self.shape).copy())
+
+    def device(self):
+        return "recording"
+
+    def close(self):
+        RecordingCamera.closed += 1
+
+
+register_backend("livestyle-test", RecordingCamera)
+
+
+def test_virtual_camera_gets_every_frame_in_bgr(styles_dir):
+    clip = need(CLIP)
+    RecordingCamera.sent.clear(), RecordingCamera.opened.clear()
+    RecordingCamera.closed = 0
+    cfg = RunConfig(styles=(str(styles_dir / "identity.onnx"),),
+                    source=SourceConfig(str(clip), realtime=False), preview=False, vcam=True,
+                    vcam_backend="livestyle-test")
+    stats = run(cfg, log=lambda m: None)
+    src = read_all(clip)
+    assert stats.frames == len(src) == len(RecordingCamera.sent)
+    assert RecordingCamera.opened == [{"size": (480, 270), "fourcc": pyvirtualcam.camera.encode_fourcc(
+        pyvirtualcam.PixelFormat.BGR.value)}]
+    assert RecordingCamera.closed == 1
+    # identity style: what reaches the camera is the source frame itself, channels in order
+    for a, b in zip(src[::10], RecordingCamera.sent[::10]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_virtual_camera_released_when_the_run_fails(styles_dir, monkeypatch):
+    clip = need(CLIP)
+    RecordingCamera.closed = 0
+    cfg = RunConfig(styles=(str(styles_dir / "rand-a.onnx"),),
+                    source=SourceConfig(str(clip), realtime=False), preview=False, vcam=True,
+                    vcam_backend="livestyle-test")
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt  # as Ctrl-C would, mid-stream
+
+    monkeypatch.setattr(RecordingCamera, "send", boom)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, log=lambda m: None)
+    assert RecordingCamera.closed == 1
+
+
+def test_style_switch_loads_in_the_background(styles_dir):
+    styles = [resolve(str(styles_dir / n)) for n in ("rand-a.onnx", "rand-b.onnx")]
+    switcher = StyleSwitcher(styles, "onnxruntime")
+    try:
+        frame = np.zeros((16, 16, 3), np.uint8)
+        switcher.request(1)
+        assert switcher.index == 0  # still the old style while the new one loads
+        switcher.backend.infer(frame)
+        switcher._loading[1].join(timeout=30)
+        old = switcher.poll()
+        assert old is not None and switcher.index == 1 and switcher.style.name == "rand-b"
+    finally:
+        switcher.close()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--style", "nope"], "unknown style"),
+    (["--style", "identity", "--source", "7", "--no-preview", "--max-frames", "1"],
+     "no camera at index 7"),
+    (["--style", "identity", "--source", "missing.mp4"], "not a camera index"),
+    (["--style", "identity", "--scale", "9"], "--scale"),
+    (["--style", "identity", "--size", "0x480", "--no-preview", "--output", "o.mp4"], "impossible size"),
+    (["--style", "identity", "--output", "/nonexistent/dir/o.mp4"], "not writable"),
+    (["--style", "identity", "--vcam", "--no-preview", "--source", str(CLIP)], "v4l2loopback"),
+])
+def test_bad_input_gives_a_clear_error_and_no_traceback(args, message, styles_dir):
+    r = livestyle("run", *args, env={"LIVESTYLE_STYLES": str(styles_dir), "DISPLAY": ""})
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_unknown_style_suggests_near_names(styles_dir):
+    r = livestyle("run", "--style", "rnd-a", env={"LIVESTYLE_STYLES": str(styles_dir)})
+    assert r.returncode == 2 and "Did you mean rand-a" in r.stderr, r.stderr
+
+
+def test_styles_command_lists_installed_styles(styles_dir):
+    r = livestyle("styles", env={"LIVESTYLE_STYLES": str(styles_dir)})
+    assert r.returncode == 0
+    assert "rand-a" in r.stdout and "identity" in r.stdout and "no change" in r.stdout
