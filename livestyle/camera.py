@@ -70,11 +70,15 @@ class LiveSource:
     backoff, printing what it does, and gives up after `give_up_after` seconds.
     """
 
-    def __init__(self, cfg: SourceConfig, give_up_after: float = 10.0, log=print):
+    def __init__(self, cfg: SourceConfig, give_up_after: float = 10.0, log=print,
+                 opener=_open_capture):
+        """`opener(cfg)` returns a cv2.VideoCapture-like object (the benchmark passes a
+        synthetic camera that stamps each frame's number into its pixels)."""
         self.cfg = cfg
         self._log = log
         self._give_up_after = give_up_after
-        self._cap = _open_capture(cfg)
+        self._opener = opener
+        self._cap = opener(cfg)
         if not self._cap.isOpened():
             self._cap.release()
             raise SourceError(_no_camera_message(cfg.source) if cfg.is_camera
@@ -121,7 +125,7 @@ class LiveSource:
             if self._stop.wait(delay):
                 return False
             self._cap.release()
-            self._cap = _open_capture(self.cfg)
+            self._cap = self._opener(self.cfg)
             if self._cap.isOpened():
                 self._log(f"source {self.cfg.source} is back")
                 return True

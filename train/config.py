@@ -29,7 +29,7 @@ class TrainConfig:
     seed: int = 0
     # loss weights (each loss is normalised by its target's energy, so these are comparable)
     style_weight: float = 1.0
-    content_weight: float = 1.0
+    content_weight: float = 0.7
     tv_weight: float = 0.2
     stability_weight: float = 1.0  # flow-free temporal stability: perturbed input, same output
     l1_weight: float = 1.0  # teacher mode: pixel L1 against the teacher

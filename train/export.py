@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,9 @@ def export_onnx(generator: Generator, path: str | Path, *, style: str, descripti
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".onnx.tmp", dir=path.parent)
     os.close(fd)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # the exporter's notes on instance norm and reversed slices are expected here
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 wrapper, (example,), tmp, input_names=["frame"], output_names=["styled"],
                 dynamic_axes={"frame": {1: "height", 2: "width"},
