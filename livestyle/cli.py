@@ -55,11 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     _run_parser(sub)
     sub.add_parser("styles", help="list the installed styles")
     sub.add_parser("doctor", help="check cameras, virtual camera, backends and GPU")
-    b = sub.add_parser("bench", help="measure frames per second and latency",
-                       add_help=False)
-    b.add_argument("args", nargs=argparse.REMAINDER)
-    t = sub.add_parser("train", help="train a style (see `livestyle train --help`)", add_help=False)
-    t.add_argument("args", nargs=argparse.REMAINDER)
+    # these two parse their own flags (see PASSTHROUGH)
+    sub.add_parser("bench", help="measure frames per second and latency (--help for options)")
+    sub.add_parser("train", help="train a style (needs .[train]; --help for options)")
     g = sub.add_parser("build", help="prebuild a TensorRT engine for a style (NVIDIA GPUs)")
     g.add_argument("--style", required=True)
     g.add_argument("--fp32", dest="fp16", action="store_false", help="build FP32 (default FP16)")
@@ -123,7 +121,11 @@ def _on_sigterm(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    a = parser.parse_args(argv)
+    if argv and argv[0] in ("bench", "train"):
+        # their own parsers read the rest, so `livestyle train --help` shows the trainer's flags
+        a = argparse.Namespace(command=argv[0], args=argv[1:])
+    else:
+        a = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
     from livestyle.errors import USER_ERRORS
 

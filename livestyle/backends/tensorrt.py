@@ -62,7 +62,8 @@ def require_tensorrt():
     """
     count, why = cuda_device_count()
     if not count:
-        raise BackendUnavailable(f"TensorRT needs an NVIDIA GPU: {why}")
+        raise BackendUnavailable(f"TensorRT needs an NVIDIA GPU and driver ({why}); on a "
+                                 "machine with both: pip install -e .[gpu]")
     try:
         import tensorrt as trt
     except ImportError as e:
@@ -164,6 +165,30 @@ def _pin_norm_layers_fp32(trt, network) -> int:
     return pinned
 
 
+def _cast_input_first(model_bytes: bytes) -> bytes:
+    """The ONNX model with the uint8 input cast to float before anything else reads it.
+
+    The exported graph transposes and flips the uint8 frame before its Cast to float, but
+    TensorRT only converts uint8 (to float/half) at the network's edge and does not run
+    shuffles or slices on it. Moving the cast first is exact (transposing and flipping
+    commute with the conversion), leaves the old Cast a float->float no-op, and keeps uint8
+    on the bus. The output side already ends in Cast(float->uint8), which TensorRT supports.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load_from_string(model_bytes)
+    graph = model.graph
+    as_float = f"{INPUT}__as_float"
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name == INPUT:
+                node.input[i] = as_float
+    graph.node.insert(0, helper.make_node("Cast", [INPUT], [as_float], to=TensorProto.FLOAT,
+                                          name="livestyle_trt_input_cast"))
+    return model.SerializeToString()
+
+
 def _build_plan(trt, logger, model_bytes: bytes, fp16: bool, log: Log) -> tuple[bytes, str]:
     """Serialize an engine for the ONNX model; returns (plan, precision actually built)."""
     builder = trt.Builder(logger)
@@ -179,7 +204,7 @@ def _build_plan(trt, logger, model_bytes: bytes, fp16: bool, log: Log) -> tuple[
     # the FP32 pinning above targets, and the plugin is deprecated. (On by default in 10.x.)
     if hasattr(trt, "OnnxParserFlag") and hasattr(trt.OnnxParserFlag, "NATIVE_INSTANCENORM"):
         parser.set_flag(trt.OnnxParserFlag.NATIVE_INSTANCENORM)
-    if not parser.parse(model_bytes):
+    if not parser.parse(_cast_input_first(model_bytes)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise BackendUnavailable(f"TensorRT cannot parse the model: {errors}")
     config = builder.create_builder_config()

@@ -1,0 +1,456 @@
+"""`livestyle bench`: what this machine can do, per backend, resolution and generator size.
+
+Three measurements, each after a warm-up, reported as medians and p95:
+- model: the backend alone on a frame at the processing size (no capture, no sinks);
+- end to end: a synthetic 30 fps camera (real clip frames with the frame number stamped into
+  the pixels) -> the real pipeline -> a sink that reads the number back from the stylized
+  frame, giving capture-to-sink latency, per-stage times and dropped frames;
+- reference: the classic full-size Johnson network in PyTorch eager, the usual way.
+Achieved GFLOP/s stands next to the machine's measured peak (a large float32 matrix product).
+Speed is only ever reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from livestyle import backends, stamp
+from livestyle.camera import LiveSource
+from livestyle.config import SourceConfig
+from livestyle.pipeline import STAGES, Controls, StyleSwitcher, run_loop
+from livestyle.sinks.base import Sink
+from livestyle.styles import Style, read_style, style_files
+
+RESOLUTIONS = {"480p": (640, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "person_on_camera_office.mp4"
+CPU_PIXELS = 640 * 480  # the CPU generators run real time up to about this many pixels
+
+
+def auto_scale(width: int, height: int, gpu: bool) -> float:
+    """The processing scale a CPU needs for real time: at most CPU_PIXELS pixels."""
+    return 1.0 if gpu else min(1.0, (CPU_PIXELS / (width * height)) ** 0.5)
+
+
+def percentiles(ms: list[float]) -> dict:
+    a = np.asarray(ms)
+    return {"median_ms": round(float(np.median(a)), 3), "p95_ms": round(float(np.percentile(a, 95)), 3),
+            "n": int(a.size)}
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from livestyle.gpu import cuda_device_count
+
+    info = {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
+            "cuda_devices": cuda_device_count()[0], "gpu": None}
+    if info["cuda_devices"]:
+        try:
+            import torch
+
+            info["gpu"] = torch.cuda.get_device_name(0)
+        except Exception:  # noqa: BLE001 - the name is nice to have
+            pass
+    return info
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__}
+    for mod in ("onnxruntime", "openvino", "torch", "tensorrt"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - absent is a fine answer
+            out[mod] = None
+    return out
+
+
+def peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """float32 matrix product: the machine's practical peak, timed like everything else."""
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    b = a.T.copy()
+    a @ b  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def clip_frames(size: tuple[int, int], count: int = 30) -> list[np.ndarray]:
+    """Real frames from the shared clip at `size`, or textured noise when it is absent."""
+    frames = []
+    cap = cv2.VideoCapture(str(CLIP))
+    while len(frames) < count:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.resize(f, size, interpolation=cv2.INTER_LINEAR))
+    cap.release()
+    if not frames:
+        rng = np.random.default_rng(0)
+        base = cv2.GaussianBlur(rng.integers(0, 256, (size[1], size[0], 3), np.uint8), (0, 0), 3)
+        frames = [np.roll(base, i, axis=1) for i in range(count)]
+    return frames
+
+
+class Progress:
+    def __init__(self, total: int):
+        self.total, self.done = total, 0
+
+    def step(self, label: str) -> None:
+        self.done += 1
+        fill = int(20 * self.done / self.total)
+        print(f"\r[{'#' * fill}{'-' * (20 - fill)}] {self.done}/{self.total} {label:<48}",
+              end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        print(file=sys.stderr)
+
+
+# -- model only ------------------------------------------------------------------------------
+
+def bench_model(backend: backends.Backend, frame: np.ndarray, warmup: int, frames: int) -> list[float]:
+    for _ in range(warmup):
+        backend.infer(frame)
+    times = []
+    for _ in range(frames):
+        t = time.perf_counter()
+        backend.infer(frame)
+        times.append((time.perf_counter() - t) * 1e3)
+    for _ in backend.flush():
+        pass
+    return times
+
+
+def bench_reference(size: tuple[int, int], warmup: int, frames: int) -> list[float] | None:
+    """pytorch/examples' fast_neural_style network, float NCHW in PyTorch eager."""
+    try:
+        import torch
+
+        from livestyle.generator import SIZES, Generator
+    except ImportError:
+        return None
+    net = Generator(SIZES["johnson"]).eval()
+    x = torch.rand(1, 3, size[1], size[0])
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + frames):
+            t = time.perf_counter()
+            net(x)
+            if i >= warmup:
+                times.append((time.perf_counter() - t) * 1e3)
+    return times
+
+
+# -- end to end ------------------------------------------------------------------------------
+
+class StampedCamera:
+    """A cv2.VideoCapture look-alike delivering clip frames at `fps`, numbered in the pixels."""
+
+    def __init__(self, frames: list[np.ndarray], fps: float, captured: dict[int, float]):
+        self._frames, self._fps, self._captured = frames, fps, captured
+        self._n = 0
+        self._t0 = time.perf_counter()
+
+    def isOpened(self) -> bool:  # noqa: N802 - cv2's spelling
+        return True
+
+    def read(self):
+        due = self._t0 + self._n / self._fps
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)  # the camera's own pace: frames come no faster than fps
+        frame = self._frames[self._n % len(self._frames)].copy()
+        stamp.write(frame, self._n)
+        self._captured[self._n % (1 << stamp.BITS)] = time.perf_counter()
+        self._n += 1
+        return True, frame
+
+    def get(self, prop) -> float:
+        return self._fps if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def set(self, *args) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+class LatencySink(Sink):
+    """Reads each frame's number back and records capture-to-sink time."""
+
+    name = "latency"
+
+    def __init__(self, captured: dict[int, float]):
+        self._captured = captured
+        self.latency_ms: list[float] = []
+        self.unreadable = 0
+
+    def send(self, frame: np.ndarray) -> None:
+        now = time.perf_counter()
+        n = stamp.read(frame)
+        if n is None or n not in self._captured:
+            self.unreadable += 1
+        else:
+            self.latency_ms.append((now - self._captured[n]) * 1e3)
+
+
+def bench_end_to_end(style: Style, backend: str, size: tuple[int, int], scale: float,
+                     seconds: float, fps: float = 30.0) -> dict:
+    captured: dict[int, float] = {}
+    frames = clip_frames(size)
+    cfg = SourceConfig(source="bench", width=size[0], height=size[1], fps=fps)
+    switcher = StyleSwitcher([style], backend, log=lambda m: None)
+    sink = LatencySink(captured)
+    try:
+        # warm-up: the first frames pay for compilation and allocation
+        warm = LiveSource(cfg, opener=lambda c: StampedCamera(frames, fps, {}), log=lambda m: None)
+        with warm:
+            run_loop(warm, switcher, [], scale, Controls(), max_frames=10)
+        source = LiveSource(cfg, opener=lambda c: StampedCamera(frames, fps, captured),
+                            log=lambda m: None)
+        stop = threading.Timer(seconds, lambda: setattr(controls, "quit", True))
+        controls = Controls()
+        with source:
+            stop.start()
+            stats = run_loop(source, switcher, [sink], scale, controls)
+            stop.cancel()
+    finally:
+        switcher.close()
+    offered = len(captured)
+    return {
+        "fps": round(stats.fps, 2), "frames": stats.frames, "offered": offered,
+        "dropped": stats.dropped, "unreadable_stamps": sink.unreadable,
+        "latency": percentiles(sink.latency_ms) if sink.latency_ms else None,
+        "stages": {s: percentiles(stats.stage_ms[s]) for s in STAGES if stats.stage_ms[s]},
+        "processing_size": list(stats.processing_size),
+    }
+
+
+# -- report ----------------------------------------------------------------------------------
+
+def bundled_sizes() -> dict[str, Style]:
+    """One bundled style per distinct generator configuration (speed ignores the weights)."""
+    seen: dict[str, Style] = {}
+    for path in style_files().values():
+        try:
+            s = read_style(path)
+        except ValueError:
+            continue
+        key = json.dumps(s.generator, sort_keys=True)
+        seen.setdefault(key, s)
+    return {f"{s.name} ({s.macs_per_pixel} MAC/px)": s for s in seen.values()}
+
+
+def table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
+    head = "  ".join(f"{title:>{max(len(title), 11)}}" for _, title in cols)
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append("  ".join(f"{str(r.get(key, '')):>{max(len(title), 11)}}" for key, title in cols))
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: Path) -> None:
+    """FPS against resolution, one line per backend and measurement, drawn with OpenCV."""
+    w, h, pad = 720, 420, 60
+    img = np.full((h, w, 3), 255, np.uint8)
+    series: dict[str, list[tuple[int, float]]] = {}
+    names = list(RESOLUTIONS)
+    for r in report["model"]:
+        series.setdefault(f"model {r['backend']}", []).append((names.index(r["resolution"]), r["fps"]))
+    for r in report["end_to_end"]:
+        series.setdefault(f"e2e {r['backend']}", []).append((names.index(r["resolution"]), r["fps"]))
+    top = max([v for s in series.values() for _, v in s] + [30.0]) * 1.15
+    X = lambda i: pad + int(i * (w - 2 * pad) / (len(names) - 1))  # noqa: E731
+    Y = lambda v: h - pad - int(v / top * (h - 2 * pad))  # noqa: E731
+    cv2.line(img, (pad, h - pad), (w - pad, h - pad), (0, 0, 0), 1)
+    cv2.line(img, (pad, pad), (pad, h - pad), (0, 0, 0), 1)
+    cv2.line(img, (pad, Y(30)), (w - pad, Y(30)), (180, 180, 180), 1)
+    cv2.putText(img, "30 fps", (w - pad - 50, Y(30) - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (120,) * 3)
+    for i, n in enumerate(names):
+        cv2.putText(img, n, (X(i) - 15, h - pad + 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0))
+    for v in np.linspace(0, top, 6)[1:]:
+        cv2.putText(img, f"{v:.0f}", (8, Y(v) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0))
+    palette = [(200, 80, 0), (0, 140, 255), (40, 160, 40), (0, 0, 200), (150, 0, 150), (90, 90, 90)]
+    for k, (name, pts) in enumerate(sorted(series.items())):
+        color = palette[k % len(palette)]
+        pts = sorted(pts)
+        for (i0, v0), (i1, v1) in zip(pts, pts[1:]):
+            cv2.line(img, (X(i0), Y(v0)), (X(i1), Y(v1)), color, 2, cv2.LINE_AA)
+        for i, v in pts:
+            cv2.circle(img, (X(i), Y(v)), 4, color, -1)
+        cv2.putText(img, name, (pad + 10, pad + 16 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color)
+    cv2.putText(img, "frames per second (median)", (pad, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0,) * 3)
+    cv2.imwrite(str(path), img)
+
+
+def compare(new: dict, old_path: str) -> str:
+    old = json.loads(Path(old_path).read_text())
+    lines = [f"compared with {old_path} ({old.get('created', '?')}): new / old fps"]
+    for kind in ("model", "end_to_end", "reference"):
+        before = {(r["backend"], r["resolution"], r.get("generator")): r for r in old.get(kind, [])}
+        for r in new.get(kind, []):
+            o = before.get((r["backend"], r["resolution"], r.get("generator")))
+            if o and o.get("fps"):
+                lines.append(f"  {kind:<10} {r['backend']:<12} {r['resolution']:<6} "
+                             f"{r['fps']:8.1f} / {o['fps']:8.1f} = {r['fps'] / o['fps']:.2f}x")
+    return "\n".join(lines)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def run_bench(backend_names: list[str], resolutions: list[str], frames: int, warmup: int,
+              seconds: float, reference: bool, style: str | None = None) -> dict:
+    if style:
+        from livestyle.styles import resolve
+
+        s = resolve(style)
+        sizes = {f"{s.name} ({s.macs_per_pixel} MAC/px)": s}
+    else:
+        sizes = bundled_sizes()
+    if not sizes:
+        raise ValueError("no styles installed to benchmark; pass --style PATH.onnx")
+    gpu = machine()["cuda_devices"] > 0
+    report = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "machine": machine(), "versions": versions(),
+              "settings": {"backends": backend_names, "resolutions": resolutions,
+                           "frames": frames, "warmup": warmup, "e2e_seconds": seconds,
+                           "camera_fps": 30.0, "cpu_pixels_budget": CPU_PIXELS},
+              "model": [], "end_to_end": [], "reference": []}
+    report["peak_gflops"] = round(peak_gflops(), 1)
+    steps = len(backend_names) * len(resolutions) * len(sizes) * 2 + (len(resolutions) if reference else 0)
+    bar = Progress(steps)
+    for label, style_ in sizes.items():
+        for name in backend_names:
+            try:
+                backend = backends.create(name, style_.path)
+            except (backends.BackendUnavailable, backends.NoBackendError) as e:
+                print(f"\nskipping backend {name}: {e}", file=sys.stderr)
+                bar.done += 2 * len(resolutions)
+                continue
+            actual = backend.name
+            for res in resolutions:
+                size = RESOLUTIONS[res]
+                scale = auto_scale(*size, gpu=actual in backends.GPU_BACKENDS)
+                proc = (max(8, round(size[0] * scale)), max(8, round(size[1] * scale)))
+                frame = cv2.resize(clip_frames(size, 1)[0], proc)
+                bar.step(f"model {actual} {res} {label}")
+                ms = bench_model(backend, frame, warmup, frames)
+                p = percentiles(ms)
+                gflops = 2 * style_.macs_per_pixel * proc[0] * proc[1] / (p["median_ms"] / 1e3) / 1e9
+                report["model"].append({
+                    "backend": actual, "resolution": res, "generator": label,
+                    "processing_size": list(proc), "fps": round(1e3 / p["median_ms"], 1),
+                    **p, "gflops": round(gflops, 2),
+                    "of_peak": round(gflops / report["peak_gflops"], 3)})
+                bar.step(f"end to end {actual} {res}")
+                e2e = bench_end_to_end(style_, actual, size, scale, seconds)
+                report["end_to_end"].append({"backend": actual, "resolution": res,
+                                             "generator": label, "scale": round(scale, 3), **e2e})
+            backend.close()
+    if reference:
+        for res in resolutions:
+            bar.step(f"reference johnson {res}")
+            ms = bench_reference(RESOLUTIONS[res], 1, max(2, frames // 20))
+            if ms is None:
+                break
+            p = percentiles(ms)
+            report["reference"].append({"backend": "torch-eager", "resolution": res,
+                                        "generator": "johnson (pytorch/examples)",
+                                        "fps": round(1e3 / p["median_ms"], 2), **p})
+    bar.close()
+    return report
+
+
+def summary(report: dict) -> str:
+    peak = report["peak_gflops"]
+    out = [f"{report['machine']['cpu']} ({report['machine']['cores']} cores), "
+           f"measured peak {peak} GFLOP/s", "", "model only (backend alone, at processing size):"]
+    out.append(table(report["model"], [("backend", "backend"), ("resolution", "res"),
+                                        ("processing_size", "runs at"), ("fps", "fps"),
+                                        ("median_ms", "median ms"), ("p95_ms", "p95 ms"),
+                                        ("gflops", "GFLOP/s"), ("of_peak", "of peak")]))
+    rows = []
+    for r in report["end_to_end"]:
+        lat = r["latency"] or {}
+        st = r["stages"]
+        rows.append({**r, "lat50": lat.get("median_ms"), "lat95": lat.get("p95_ms"),
+                     **{f"st_{k}": v["median_ms"] for k, v in st.items()}})
+    out += ["", "end to end (30 fps stamped camera -> pipeline -> sink):"]
+    out.append(table(rows, [("backend", "backend"), ("resolution", "res"), ("scale", "scale"),
+                            ("fps", "fps"), ("lat50", "latency p50"), ("lat95", "latency p95"),
+                            ("dropped", "dropped"), ("st_preprocess", "pre ms"),
+                            ("st_inference", "infer ms"), ("st_postprocess", "post ms"),
+                            ("st_sinks", "sinks ms"), ("unreadable_stamps", "unread")]))
+    if report["reference"]:
+        out += ["", "reference (classic Johnson network, PyTorch eager, full resolution):"]
+        out.append(table(report["reference"], [("backend", "backend"), ("resolution", "res"),
+                                                ("fps", "fps"), ("median_ms", "median ms")]))
+        best = {r["resolution"]: r["fps"] for r in report["end_to_end"]}
+        for r in report["reference"]:
+            if r["resolution"] in best and r["fps"]:
+                out.append(f"  speed-up at {r['resolution']}: {best[r['resolution']] / r['fps']:.0f}x")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="livestyle bench", description=__doc__.split("\n")[0])
+    p.add_argument("--backends", default="auto",
+                   help="comma list, or auto (the CPU runtimes here, plus GPU ones if present)")
+    p.add_argument("--resolutions", default="480p,720p,1080p")
+    p.add_argument("--style", default=None, help="benchmark this style (default: one per bundled size)")
+    p.add_argument("--frames", type=int, default=60, help="timed frames per model row")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--seconds", type=float, default=5.0, help="end-to-end seconds per row")
+    p.add_argument("--no-reference", dest="reference", action="store_false")
+    p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/bench-<date>.json)")
+    p.add_argument("--compare", default=None, help="an earlier JSON: print new/old ratios")
+    a = p.parse_args(argv)
+    names = (["tensorrt", "torch-cuda", "openvino", "onnxruntime"] if a.backends == "auto"
+             else a.backends.split(","))
+    if a.backends == "auto":
+        from livestyle.gpu import has_cuda
+
+        if not has_cuda():
+            names = ["openvino", "onnxruntime"]
+    bad = [r for r in a.resolutions.split(",") if r not in RESOLUTIONS]
+    if bad:
+        raise ValueError(f"unknown resolution {bad[0]!r}: use {', '.join(RESOLUTIONS)}")
+    report = run_bench(names, a.resolutions.split(","), a.frames, a.warmup, a.seconds,
+                       a.reference, a.style)
+    print(summary(report))
+    stamp_ = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(a.out) if a.out else RESULTS_DIR / f"bench-{stamp_}.json"
+    write_atomic(out, json.dumps(report, indent=2))
+    plot(report, out.with_suffix(".png"))
+    print(f"\nwrote {out} and {out.with_suffix('.png')}")
+    if a.compare:
+        print(compare(report, a.compare))
+    return 0
