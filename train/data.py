@@ -9,6 +9,7 @@ run draws exactly the batches an uninterrupted one would.
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -24,6 +25,22 @@ def find_images(folder: str | Path) -> list[Path]:
     if not paths:
         raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
     return paths
+
+
+HOLDOUT = 10  # one photo in this many never reaches training: it is for evaluation and grids
+
+
+def is_holdout(path: Path) -> bool:
+    """Decided by the file name alone, so every run and every machine splits alike."""
+    return zlib.crc32(path.name.encode()) % HOLDOUT == 0
+
+
+def split_images(folder: str | Path) -> tuple[list[Path], list[Path]]:
+    """(training photos, held-out photos) under `folder`."""
+    paths = find_images(folder)
+    held = [p for p in paths if is_holdout(p)]
+    train = [p for p in paths if not is_holdout(p)]
+    return (train, held) if train and held else (paths, paths)  # tiny folders: no split
 
 
 def read_rgb(path: str | Path, long_side: int | None = None) -> np.ndarray:
@@ -56,7 +73,7 @@ class CropSampler:
         short = shorter_side or int(crop * 1.5)
         self.images: list[np.ndarray] = []
         self.targets: list[np.ndarray] = []
-        for path in find_images(folder):
+        for path in split_images(folder)[0]:
             rgb = read_rgb(path)
             s = short / min(rgb.shape[:2])
             rgb = cv2.resize(rgb, None, fx=s, fy=s,

@@ -1,0 +1,72 @@
+"""`python -m train.gallery`: docs/gallery.png, rows = held-out photos, columns = styles.
+
+The photos (faces and rooms) come from the held-out part of ../shared/data/content, so the
+gallery shows the styles on pictures their training never saw.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from livestyle.backends.onnxruntime import OnnxRuntimeBackend
+from livestyle.styles import BUNDLED_DIR, read_style
+from train.config import DEFAULT_CONTENT
+from train.data import split_images
+
+REPO = Path(__file__).resolve().parents[1]
+# faces first (what a webcam sees), then rooms and a scene
+ROWS = [("caltech101faces_", 3), ("intel_", 1), ("whitehouse_", 1), ("kodak_", 1), ("coco128", 1)]
+CELL = 200
+
+
+def pick_photos() -> list[Path]:
+    held = split_images(DEFAULT_CONTENT)[1]
+    picks = []
+    for prefix, n in ROWS:
+        matches = [p for p in held if p.name.startswith(prefix)]
+        picks += [matches[int(i)] for i in np.linspace(0, len(matches) - 1, n)] if matches else []
+    return picks
+
+
+def fit(image: np.ndarray, side: int = CELL) -> np.ndarray:
+    """Centre-crop to a square and resize: every cell the same size."""
+    h, w = image.shape[:2]
+    s = min(h, w)
+    y, x = (h - s) // 2, (w - s) // 2
+    return cv2.resize(image[y:y + s, x:x + s], (side, side), interpolation=cv2.INTER_AREA)
+
+
+def label(text: str, width: int) -> np.ndarray:
+    bar = np.full((28, width, 3), 255, np.uint8)
+    cv2.putText(bar, text, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    return bar
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train.gallery", description=__doc__.split("\n")[0])
+    p.add_argument("--out", default=str(REPO / "docs" / "gallery.png"))
+    a = p.parse_args(argv)
+    models = sorted(BUNDLED_DIR.glob("*.onnx"))
+    if not models:
+        raise SystemExit(f"no styles in {BUNDLED_DIR}")
+    photos = [fit(cv2.imread(str(q))) for q in pick_photos()]
+    columns = [("original", photos)]
+    for path in models:
+        backend = OnnxRuntimeBackend(path)
+        # stylize at the photo's own framing, as a webcam frame would be
+        columns.append((read_style(path).name, [backend.infer(ph).copy() for ph in photos]))
+        backend.close()
+    grid = np.hstack([np.vstack([label(name, CELL)] + cells) for name, cells in columns])
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out), grid)
+    print(f"wrote {out} ({len(photos)} photos x {len(models)} styles)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
