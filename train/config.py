@@ -56,6 +56,19 @@ class TrainConfig:
             raise ValueError(f"--crop must be a multiple of 4 and at least 32, got {self.crop}")
         if self.steps < 1 or self.batch < 1:
             raise ValueError("--steps and --batch must be positive")
+        # names that would otherwise fail later, inside train(), as a traceback
+        from train.teachers import TEACHERS
+
+        if self.teacher is not None and self.teacher not in TEACHERS:
+            raise ValueError(f"unknown teacher {self.teacher!r}; known teachers: "
+                             f"{', '.join(sorted(TEACHERS))}")
+        from livestyle.generator import SIZES  # imports torch, which training needs next anyway
+
+        if self.size not in SIZES:
+            raise ValueError(f"unknown --size {self.size!r}; known sizes: {', '.join(SIZES)}")
+        from train.data import find_images
+
+        find_images(self.content_dir)  # ValueError naming the folder if it holds no photo
 
     @property
     def mode(self) -> str:

@@ -66,6 +66,7 @@ def export_onnx(generator: Generator, path: str | Path, *, style: str, descripti
                     f"ONNX Runtime and PyTorch disagree on a {img.shape[1]}x{img.shape[0]} "
                     f"image: PSNR {psnr:.1f} dB < {min_psnr} dB; model not written"
                 )
+        os.chmod(tmp, 0o644)  # mkstemp made it owner-only; a model is for anyone who runs it
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

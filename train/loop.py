@@ -76,9 +76,10 @@ def sample_photos(cfg: TrainConfig, n: int = 4) -> list[np.ndarray]:
 def save_grid(generator: Generator, photos: list[np.ndarray], teacher, path: Path) -> None:
     """Rows: photo | stylized (| teacher). Written atomically as PNG."""
     rows = []
+    device = next(generator.parameters()).device
     with torch.no_grad():
         for rgb in photos:
-            out = generator(to_tensor(rgb)).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+            out = generator(to_tensor(rgb).to(device)).clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy()
             cells = [rgb, (out * 255 + 0.5).astype(np.uint8)]
             if teacher is not None:
                 cells.append(cv2.cvtColor(teacher(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)),
@@ -87,10 +88,14 @@ def save_grid(generator: Generator, photos: list[np.ndarray], teacher, path: Pat
             rows.append(np.hstack(cells))
     grid = cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR)
     ok, png = cv2.imencode(".png", grid)
-    fd, tmp = tempfile.mkstemp(suffix=".png.tmp", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(png.tobytes())
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(png.tobytes())
+        os.replace(tmp, path)
+    finally:  # an interrupt mid-write must not leave the temporary file behind
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 class Progress:
@@ -154,6 +159,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True) -> Path |
         d_opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=(0.5, 0.99)) if critic else None
 
         start = 0
+        history: list[dict] = []  # {"step", "loss", <each term>} at every log step (master)
         if resume and ckpt_path.exists():
             ckpt = load_checkpoint(ckpt_path)
             if ckpt["config"] != cfg.to_dict():
@@ -166,6 +172,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True) -> Path |
                 critic.load_state_dict(ckpt["critic"])
                 d_opt.load_state_dict(ckpt["d_opt"])
             start = ckpt["step"]
+            history = list(ckpt.get("history", []))  # older checkpoints have none
             if master:
                 print(f"resumed from {ckpt_path} at step {start}", file=sys.stderr)
         model = torch.nn.parallel.DistributedDataParallel(generator) if ddp else generator
@@ -187,13 +194,14 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True) -> Path |
             rng = np.random.default_rng([cfg.seed, rank, step])
             trng = torch.Generator().manual_seed(int(rng.integers(2**62)))
             x, target = data.sample(rng, cfg.batch)
-            x = x.to(device)
+            # perturbed on the CPU, where trng lives, then both moved to the device
+            xp, dy, dx = losses.perturb(x, trng)
+            x, xp = x.to(device), xp.to(device)
             for group in g_opt.param_groups:
                 group["lr"] = lr_at(cfg, step)
 
             # frame and perturbed frame go through the generator as one batch
-            xp, dy, dx = losses.perturb(x, trng)
-            both = model(torch.cat([x, xp.to(device)]))
+            both = model(torch.cat([x, xp]))
             y, yp = both[: len(x)], both[len(x):]
             logs = {}
             y_feats_style, y_feats_content = loss_net(y)
@@ -226,11 +234,14 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True) -> Path |
             if master:
                 if step % cfg.log_every == 0 or step == cfg.steps - 1:
                     # .item() is a host-device sync point: only on log steps
-                    progress.update(step, {"loss": total.item(), **{k: v.item() for k, v in logs.items()}})
+                    values = {"loss": total.item(), **{k: v.item() for k, v in logs.items()}}
+                    history.append({"step": step, **values})
+                    progress.update(step, values)
                 done = step + 1
                 if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                     state = {"step": done, "config": cfg.to_dict(),
-                             "generator": generator.state_dict(), "g_opt": g_opt.state_dict()}
+                             "generator": generator.state_dict(), "g_opt": g_opt.state_dict(),
+                             "history": history}
                     if critic:
                         state |= {"critic": critic.state_dict(), "d_opt": d_opt.state_dict()}
                     save_atomic(state, ckpt_path)

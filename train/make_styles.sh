@@ -17,7 +17,7 @@ declare -A ARGS=(
   [cartoon]="--teacher cartoon --description Cartoon:+flat+colours+and+clean+outlines+(learned+from+our+cartoon+filter)"
   [sketch]="--teacher sketch --description Pencil+sketch+(learned+from+our+sketch+filter)"
 )
-ORDER=(starry-night great-wave the-scream composition-vii udnie the-kiss grande-jatte cartoon sketch)
+ORDER=(cartoon sketch starry-night great-wave the-scream composition-vii udnie the-kiss grande-jatte)
 for name in "${@:-${ORDER[@]}}"; do
   read -r -a extra <<<"${ARGS[$name]}"
   # descriptions are stored with + for spaces in the table above to survive word splitting

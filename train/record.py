@@ -1,0 +1,71 @@
+"""`python -m train.record`: engines/README.md, the record of every bundled style.
+
+Everything but the provenance is read back from the models' own metadata (train/export.py),
+so the record cannot drift from what ships.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from livestyle.styles import BUNDLED_DIR, read_style
+
+# From ../shared/data/SOURCES.md: the artwork, where the file came from, and why it is free.
+PROVENANCE = {
+    "starry_night.jpg": "Vincent van Gogh, The Starry Night, 1889. agileguy/cli-setup @ 0dfc5d1a49. "
+                        "Public domain (artist d. 1890; faithful 2D reproduction).",
+    "great_wave.jpg": "Katsushika Hokusai, The Great Wave off Kanagawa, c.1830-32. agileguy/cli-setup "
+                      "@ 0dfc5d1a49. Public domain (artist d. 1849).",
+    "the_scream.jpg": "Edvard Munch, The Scream, 1893. jcjohnson/fast-neural-style @ 813c834419. "
+                      "Public domain (artist d. 1944; pre-1929 in the US).",
+    "composition_vii.jpg": "Wassily Kandinsky, Composition VII, 1913. jcjohnson/fast-neural-style @ "
+                           "813c834419. Public domain (artist d. 1944; pre-1929 in the US).",
+    "udnie.jpg": "Francis Picabia, Udnie, 1913. jcjohnson/fast-neural-style @ 813c834419. Public "
+                 "domain (artist d. 1953; published 1913).",
+    "the_kiss.jpg": "Gustav Klimt, The Kiss, 1907-08. agileguy/cli-setup @ 0dfc5d1a49. Public domain "
+                    "(artist d. 1918).",
+    "grande_jatte.jpg": "Georges Seurat, A Sunday Afternoon on the Island of La Grande Jatte, 1884-86. "
+                        "agileguy/cli-setup @ 0dfc5d1a49. Public domain (artist d. 1891).",
+    "mondrian_composition.jpg": "Piet Mondrian, grid composition c.1913. xunhuang1995/AdaIN-style @ "
+                                "6d8ac287f3. Public domain (artist d. 1944; pre-1929 in the US).",
+    "impression_sunrise.jpg": "Claude Monet, Impression, Sunrise, 1872. agileguy/cli-setup @ "
+                              "0dfc5d1a49. Public domain (artist d. 1926).",
+    "woman_with_hat.jpg": "Henri Matisse, Woman with a Hat, 1905. jcjohnson/neural-style @ 07c4b8299f. "
+                          "Public domain (artist d. 1954; pre-1929 in the US).",
+}
+TEACHER_NOTE = ("Our own filter in train/teachers/; the student learned it on the content photos "
+                "of ../shared/data/content (training data only, not redistributed).")
+
+
+def command(training: dict) -> str:
+    name = training.get("name", "?")
+    return f"`bash train/make_styles.sh {name}`"
+
+
+def main() -> int:
+    rows = ["# Bundled styles", "",
+            "Made by our trainer (`train/`) with `train/make_styles.sh`; each `.onnx` carries its "
+            "full training config in its metadata (`livestyle.training`). Regenerate this table "
+            "with `python -m train.record`.", "",
+            "| style | made from | command | steps | wall time | MAC/px | file | provenance and licence |",
+            "|---|---|---|---|---|---|---|---|"]
+    for path in sorted(BUNDLED_DIR.glob("*.onnx")):
+        s = read_style(path)
+        t = s.training
+        source = f"teacher `{t['teacher']}`" if t.get("teacher") else Path(t.get("style_image", "?")).name
+        prov = TEACHER_NOTE if t.get("teacher") else PROVENANCE.get(source, "see ../shared/data/SOURCES.md")
+        secs = t.get("seconds_this_run")
+        wall = f"{secs / 60:.1f} min" if secs else "?"
+        if t.get("resumed_from_step"):
+            wall += f" (after resuming at step {t['resumed_from_step']})"
+        rows.append(f"| {s.name} | {source} | {command(t)} | {t.get('steps_done', '?')} | {wall} | "
+                    f"{s.macs_per_pixel} | {path.stat().st_size / 1024:.0f} KB | {prov} |")
+    rows += ["", "Wall times are on a shared 2-core AMD EPYC (no GPU), often with other jobs running."]
+    out = BUNDLED_DIR / "README.md"
+    out.write_text("\n".join(rows) + "\n")
+    print(out.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
