@@ -30,6 +30,7 @@ import numpy as np
 from livestyle import backends, stamp
 from livestyle.camera import LiveSource
 from livestyle.config import SourceConfig
+from livestyle.frames import CPU_PIXELS, auto_scale
 from livestyle.pipeline import STAGES, Controls, StyleSwitcher, run_loop
 from livestyle.sinks.base import Sink
 from livestyle.styles import Style, read_style, style_files
@@ -37,12 +38,6 @@ from livestyle.styles import Style, read_style, style_files
 RESOLUTIONS = {"480p": (640, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "person_on_camera_office.mp4"
-CPU_PIXELS = 640 * 480  # the CPU generators run real time up to about this many pixels
-
-
-def auto_scale(width: int, height: int, gpu: bool) -> float:
-    """The processing scale a CPU needs for real time: at most CPU_PIXELS pixels."""
-    return 1.0 if gpu else min(1.0, (CPU_PIXELS / (width * height)) ** 0.5)
 
 
 def percentiles(ms: list[float]) -> dict:

@@ -67,7 +67,8 @@ class LiveSource:
     """A camera or stream read on its own thread; `read()` returns the newest frame.
 
     When the device stops delivering (unplugged, stream stalled) the thread reopens it with
-    backoff, printing what it does, and gives up after `give_up_after` seconds.
+    backoff, printing what it does, and gives up once no frame has come for `give_up_after`
+    seconds (a device that reopens but delivers nothing does not reset that clock).
     """
 
     def __init__(self, cfg: SourceConfig, give_up_after: float = 10.0, log=print,
@@ -89,7 +90,8 @@ class LiveSource:
             raise SourceError(f"{cfg.source} opened but delivered no frame; is another program "
                               "using the camera?")
         h, w = first.shape[:2]
-        fps = self._cap.get(cv2.CAP_PROP_FPS) or cfg.fps
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        fps = fps if 0 < fps < 1000 else cfg.fps  # streams report 0, NaN or 90000
         self.info = SourceInfo(f"camera {cfg.source}" if cfg.is_camera else cfg.source, w, h, fps)
         self.dropped = 0  # captured frames overwritten before anyone read them
         self._slot: Frame | None = Frame(first, 0, time.perf_counter())
@@ -101,55 +103,75 @@ class LiveSource:
 
     def _run(self) -> None:
         index = 1
-        while not self._stop.is_set():
-            ok, image = self._cap.read()
-            if not ok:
-                if not self._reconnect():
-                    break
-                continue
+        outage_since = None  # when the current outage began; None while frames flow
+        try:
+            while not self._stop.is_set():
+                ok, image = self._cap.read()
+                if not ok:
+                    if outage_since is None:
+                        outage_since = time.monotonic()
+                    if not self._reconnect(outage_since + self._give_up_after):
+                        break
+                    continue
+                if outage_since is not None:
+                    outage_since = None
+                    self._log(f"source {self.cfg.source} is back")
+                with self._cond:
+                    if self._slot is not None:
+                        self.dropped += 1  # the consumer never saw the previous frame
+                    self._slot = Frame(image, index, time.perf_counter())
+                    self._cond.notify()
+                index += 1
+        finally:
+            # the capture is only ever touched on this thread: releasing it from close()
+            # while a read() hangs here would free it under the driver's feet
+            self._cap.release()
             with self._cond:
-                if self._slot is not None:
-                    self.dropped += 1  # the consumer never saw the previous frame
-                self._slot = Frame(image, index, time.perf_counter())
-                self._cond.notify()
-            index += 1
-        with self._cond:
-            self._ended = True
-            self._cond.notify_all()
+                self._ended = True
+                self._cond.notify_all()
 
-    def _reconnect(self) -> bool:
-        deadline = time.monotonic() + self._give_up_after
+    def _reconnect(self, deadline: float) -> bool:
+        """Reopen with backoff until the source opens (True) or `deadline` passes (False)."""
         delay = 0.25
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            self._log(f"source {self.cfg.source} stopped delivering; reconnecting in {delay:.2f} s")
-            if self._stop.wait(delay):
+        while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            wait = min(delay, left)
+            self._log(f"source {self.cfg.source} stopped delivering; reconnecting in {wait:.2f} s")
+            if self._stop.wait(wait):
                 return False
             self._cap.release()
             self._cap = self._opener(self.cfg)
             if self._cap.isOpened():
-                self._log(f"source {self.cfg.source} is back")
                 return True
             delay = min(delay * 2, 2.0)
         if not self._stop.is_set():
-            self._log(f"source {self.cfg.source} gone for {self._give_up_after:.0f} s; stopping")
+            self._log(f"source {self.cfg.source} gone for {self._give_up_after:g} s; stopping")
         return False
 
-    def read(self, timeout: float = 5.0) -> Frame | None:
-        """The newest frame not yet returned; None once the source has ended."""
+    def read(self, timeout: float | None = None) -> Frame | None:
+        """The newest frame not yet returned; None once the source has ended.
+
+        Waits while the capture thread reconnects; `timeout` (default: `give_up_after` plus
+        5 s) only bounds a device that hangs inside a read without ever failing."""
+        if timeout is None:
+            timeout = self._give_up_after + 5.0
         with self._cond:
             end = time.monotonic() + timeout
             while self._slot is None and not self._ended:
-                if not self._cond.wait(max(0.0, end - time.monotonic())):
-                    if time.monotonic() >= end:
-                        return None
+                left = end - time.monotonic()
+                if left <= 0:
+                    self._log(f"source {self.cfg.source} delivered nothing for {timeout:g} s; "
+                              "stopping")
+                    return None
+                self._cond.wait(left)
             frame, self._slot = self._slot, None
             return frame
 
     def close(self) -> None:
+        """Stop the capture thread; returns within about 2 s even if the device hangs (the
+        thread then releases it when the driver lets go)."""
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=self._give_up_after + 2)
-        self._cap.release()
+            self._thread.join(timeout=2.0)
 
     def __enter__(self):
         return self

@@ -31,9 +31,9 @@ def _run_parser(sub) -> None:
     p.add_argument("--loop", action="store_true", help="replay a video file forever")
     p.add_argument("--backend", default="auto",
                    help="auto (fastest available), openvino, onnxruntime, torch, torch-cuda, tensorrt")
-    p.add_argument("--scale", type=float, default=1.0,
+    p.add_argument("--scale", type=float, default=None,
                    help="processing size relative to the frame; 0.5 = generator at half size, "
-                        "upscaled (use it for 720p and up on a CPU)")
+                        "upscaled (default: auto, at most 640x480 on a CPU, full size on a GPU)")
     p.add_argument("--blend", type=float, default=1.0, help="1 = fully stylized, 0 = original")
     p.add_argument("--vcam", action="store_true", help="also send to a virtual camera")
     p.add_argument("--vcam-device", default=None, help="e.g. /dev/video10 (default: first found)")
@@ -65,16 +65,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _parse_size(text: str) -> tuple[int, int]:
+    from livestyle.config import ConfigError
+
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise SystemExit(f"livestyle: --size {text!r} is not WxH (for example 1280x720)") from None
+        raise ConfigError(f"--size {text!r} is not WxH (for example 1280x720)") from None
     return w, h
 
 
 def cmd_run(a) -> int:
     from livestyle.config import RunConfig, SourceConfig
-    from livestyle.pipeline import run
+    from livestyle.pipeline import request_stop, run
+
+    signals: list[int] = []
+
+    def on_signal(signum, frame):
+        # Ctrl-C or SIGTERM: the loop ends after the frame it is on, so the outputs hold whole
+        # frames and the report below is printed; a second signal, or one that comes before
+        # the loop runs (loading, opening), interrupts at once
+        signals.append(signum)
+        if not request_stop():
+            raise KeyboardInterrupt
 
     w, h = _parse_size(a.size)
     cfg = RunConfig(styles=tuple(a.style),
@@ -82,10 +94,18 @@ def cmd_run(a) -> int:
                     backend=a.backend, scale=a.scale, blend=a.blend, preview=a.preview,
                     vcam=a.vcam, vcam_device=a.vcam_device, vcam_backend=a.vcam_backend, output=a.output,
                     snapshot_dir=a.snapshot_dir, max_frames=a.max_frames, threads=a.threads)
-    stats = run(cfg, log=lambda m: print(m, file=sys.stderr))
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        stats = run(cfg, log=lambda m: print(m, file=sys.stderr))
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     print(f"{stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.1f} fps), "
           f"{stats.dropped} dropped at the source; processing {stats.processing_size[0]}x"
           f"{stats.processing_size[1]} on {stats.backend}", file=sys.stderr)
+    if signals:
+        print("livestyle: stopped; camera and outputs released", file=sys.stderr)
+        return 130
     return 0
 
 

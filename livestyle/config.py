@@ -38,7 +38,7 @@ class RunConfig:
     styles: tuple[str, ...] = ()  # style names or .onnx paths; the first one runs first
     source: SourceConfig = field(default_factory=SourceConfig)
     backend: str = "auto"  # auto | openvino | onnxruntime | torch | torch-cuda | tensorrt
-    scale: float = 1.0  # processing size / frame size; < 1 runs the generator smaller, upscales
+    scale: float | None = None  # processing size / frame size; None = auto (CPU: <= 640x480)
     blend: float = 1.0  # 1 = fully stylized, 0 = the original
     preview: bool = True  # a window with HUD and keys
     vcam: bool = False  # a virtual camera for Zoom / Meet / OBS
@@ -52,7 +52,7 @@ class RunConfig:
     def validate(self) -> "RunConfig":
         if not self.styles:
             raise ConfigError("no style given: pass --style NAME (`livestyle styles` lists them)")
-        if not 0.05 <= self.scale <= 2.0:
+        if self.scale is not None and not 0.05 <= self.scale <= 2.0:
             raise ConfigError(f"--scale {self.scale} is out of range: use 0.05-2.0 (e.g. 0.5 "
                               "runs the generator at half size and upscales)")
         if not 0.0 <= self.blend <= 1.0:
@@ -62,6 +62,11 @@ class RunConfig:
             raise ConfigError(f"impossible size {s.width}x{s.height}: use 1x1 to 7680x4320")
         if not 0 < s.fps <= 480:
             raise ConfigError(f"--fps {s.fps} is out of range: use 1-480")
+        if self.max_frames < 0:
+            raise ConfigError(f"--max-frames {self.max_frames} is negative: use 0 (no limit) "
+                              "or more")
+        if self.threads < 0:
+            raise ConfigError(f"--threads {self.threads} is negative: use 0 (all cores) or more")
         if not (s.is_camera or s.is_url or Path(s.source).is_file()):
             raise ConfigError(f"source {s.source!r} is not a camera index, a URL or an existing "
                               "file; pass --source 0 for the first webcam or a video path")

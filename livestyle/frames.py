@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 MIN_SIDE = 8  # the generator reflects-pads at 1/4 resolution, which needs >= 2 px there
+CPU_PIXELS = 640 * 480  # the CPU generators hold 30 fps up to about this many pixels
 
 
 def to_bgr8(frame: np.ndarray) -> np.ndarray:
@@ -22,6 +23,7 @@ def to_bgr8(frame: np.ndarray) -> np.ndarray:
     if frame.dtype == np.uint16:
         frame = (frame >> 8).astype(np.uint8)
     elif frame.dtype in (np.float32, np.float64):
+        frame = np.nan_to_num(frame, nan=0.0, posinf=1.0, neginf=0.0)  # NaN would cast to noise
         frame = (np.clip(frame, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     elif frame.dtype != np.uint8:
         raise ValueError(f"unsupported frame dtype {frame.dtype}: expected uint8, uint16 or float")
@@ -32,6 +34,11 @@ def to_bgr8(frame: np.ndarray) -> np.ndarray:
     if frame.ndim == 3 and frame.shape[2] == 3:
         return frame
     raise ValueError(f"unsupported frame shape {frame.shape}: expected HxW, HxWx3 or HxWx4")
+
+
+def auto_scale(width: int, height: int, gpu: bool) -> float:
+    """The scale `--scale auto` picks: full size on a GPU; on a CPU, at most CPU_PIXELS."""
+    return 1.0 if gpu else min(1.0, (CPU_PIXELS / (width * height)) ** 0.5)
 
 
 def processing_size(width: int, height: int, scale: float) -> tuple[int, int]:

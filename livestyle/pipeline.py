@@ -4,10 +4,14 @@ Real-time policy: at most one frame is in flight per stage (two with a pipelined
 whose results come back one call late and are paired with their source frame here); a live
 source keeps only its newest frame, so when inference is slow frames are dropped at the
 source, counted, and shown on the HUD, instead of queueing up latency.
+
+Stopping: `request_stop()` (the CLI calls it on Ctrl-C and SIGTERM) ends the loop after the
+frame it is on, as if the source had ended, so every sink gets whole frames and is closed.
 """
 
 from __future__ import annotations
 
+import random
 import statistics
 import threading
 import time
@@ -22,25 +26,53 @@ import numpy as np
 from livestyle import backends
 from livestyle.camera import open_source
 from livestyle.config import RunConfig
-from livestyle.frames import postprocess, preprocess, processing_size, to_bgr8
+from livestyle.frames import auto_scale, postprocess, preprocess, processing_size, to_bgr8
 from livestyle.sinks.base import Sink
 from livestyle.sinks.preview import HELP, PreviewWindow
 from livestyle.styles import Style, resolve
 
 STAGES = ("capture", "preprocess", "inference", "postprocess", "sinks")
+KEEP = 4096  # per-stage samples kept for the final report, however long the run
+
+_stop = threading.Event()  # asked for by request_stop()
+_looping = threading.Event()  # a run_loop is running and checks _stop every frame
+
+
+def request_stop() -> bool:
+    """Ask the running loop to end after the frame it is on (safe in a signal handler).
+
+    False when no loop is running or a stop was already asked for: the caller should then
+    interrupt harder (the CLI raises KeyboardInterrupt)."""
+    if not _looping.is_set() or _stop.is_set():
+        return False
+    _stop.set()
+    return True
 
 
 class StageTimers:
-    """Per-stage durations of the last `window` frames, in milliseconds."""
+    """Per-stage durations of the last `window` frames, in milliseconds, and for the final
+    report a uniform sample of every frame's (all of them up to `keep`, so memory stays flat
+    on a run of hours)."""
 
-    def __init__(self, window: int = 120):
+    def __init__(self, window: int = 120, keep: int = KEEP):
         self.samples = {s: deque(maxlen=window) for s in STAGES}
-        self.all = {s: [] for s in STAGES}  # every sample, for the final report
+        self.all: dict[str, list[float]] = {s: [] for s in STAGES}
         self.frame_times: deque[float] = deque(maxlen=window)
+        self._counts = dict.fromkeys(STAGES, 0)
+        self._keep = keep
+        self._rng = random.Random(0)
 
     def add(self, stage: str, seconds: float) -> None:
-        self.samples[stage].append(seconds * 1e3)
-        self.all[stage].append(seconds * 1e3)
+        ms = seconds * 1e3
+        self.samples[stage].append(ms)
+        self._counts[stage] += 1
+        kept = self.all[stage]
+        if len(kept) < self._keep:
+            kept.append(ms)
+        else:  # reservoir sampling: every sample so far stays equally likely to be kept
+            j = self._rng.randrange(self._counts[stage])
+            if j < self._keep:
+                kept[j] = ms
 
     def recent_ms(self, stage: str) -> float:
         s = self.samples[stage]
@@ -186,11 +218,12 @@ def hud_lines(switcher: StyleSwitcher, timers: StageTimers, controls: Controls, 
     ]
 
 
-def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float,
+def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | None,
              controls: Controls, preview: PreviewWindow | None = None, max_frames: int = 0,
              snapshot_dir: str = ".", log=print) -> RunStats:
     """Drive frames from `source` through the current style into every sink until the source
-    ends, `q` is pressed or `max_frames` have been shown."""
+    ends, `q` is pressed or `max_frames` have been shown. `scale` None picks one per frame
+    size (frames.auto_scale)."""
     timers = StageTimers()
     stats = RunStats(backend=switcher.backend.name)
     pending: deque = deque()  # (frame, bgr) awaiting a delayed backend's result
@@ -220,32 +253,39 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float,
         timers.frame_times.append(time.perf_counter())
         stats.frames += 1
 
-    while not controls.quit and not (max_frames and stats.frames >= max_frames):
-        t0 = time.perf_counter()
-        frame = source.read()
-        if frame is None:
-            break
-        t1 = time.perf_counter()
-        timers.add("capture", t1 - t0)
-        bgr = to_bgr8(frame.image)
-        if bgr.shape[:2] != last_shape:
-            last_shape = bgr.shape[:2]
-            size = processing_size(bgr.shape[1], bgr.shape[0], scale)
-        small = preprocess(bgr, size)
-        t2 = time.perf_counter()
-        timers.add("preprocess", t2 - t1)
-        old = switcher.poll()
-        if old is not None:  # a pipelined backend still holds frames: show them first
-            for styled in old.flush():
+    _stop.clear()
+    _looping.set()
+    try:
+        while not (controls.quit or _stop.is_set() or (max_frames and stats.frames >= max_frames)):
+            t0 = time.perf_counter()
+            frame = source.read()
+            if frame is None:
+                break
+            t1 = time.perf_counter()
+            timers.add("capture", t1 - t0)
+            bgr = to_bgr8(frame.image)
+            if bgr.shape[:2] != last_shape:
+                last_shape = bgr.shape[:2]
+                s = scale if scale is not None else auto_scale(
+                    bgr.shape[1], bgr.shape[0], gpu=switcher.backend.name in backends.GPU_BACKENDS)
+                size = processing_size(bgr.shape[1], bgr.shape[0], s)
+            small = preprocess(bgr, size)
+            t2 = time.perf_counter()
+            timers.add("preprocess", t2 - t1)
+            old = switcher.poll()
+            if old is not None:  # a pipelined backend still holds frames: show them first
+                for styled in old.flush():
+                    deliver(pending.popleft(), styled)
+                log(f"style: {switcher.style.name}")
+            pending.append(bgr)
+            styled = switcher.backend.infer(small)
+            timers.add("inference", time.perf_counter() - t2)
+            if styled is not None:
                 deliver(pending.popleft(), styled)
-            log(f"style: {switcher.style.name}")
-        pending.append(bgr)
-        styled = switcher.backend.infer(small)
-        timers.add("inference", time.perf_counter() - t2)
-        if styled is not None:
+        for styled in switcher.backend.flush():
             deliver(pending.popleft(), styled)
-    for styled in switcher.backend.flush():
-        deliver(pending.popleft(), styled)
+    finally:
+        _looping.clear()
 
     stats.seconds = time.perf_counter() - t_start
     stats.dropped = source.dropped

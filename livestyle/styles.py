@@ -63,11 +63,9 @@ def read_style(path: str | Path) -> Style:
             f"model {path} lacks livestyle metadata ({', '.join(missing)}); it was not made by "
             "`livestyle train` (train/export.py), which writes the metadata the runtime needs"
         )
-    if int(meta["livestyle.format"]) > FORMAT_VERSION:
-        raise StyleError(f"model {path} has format {meta['livestyle.format']}, newer than this "
-                         f"livestyle understands ({FORMAT_VERSION}); upgrade livestyle")
     try:
-        return Style(
+        version = int(meta["livestyle.format"])
+        style = Style(
             name=meta["livestyle.style"],
             path=path,
             description=meta.get("livestyle.description", ""),
@@ -75,8 +73,36 @@ def read_style(path: str | Path) -> Style:
             macs_per_pixel=int(meta.get("livestyle.macs_per_pixel", 0)),
             training=json.loads(meta.get("livestyle.training", "{}")),
         )
+        if not isinstance(style.generator, dict):
+            raise TypeError(f"livestyle.generator is {style.generator!r}, not an object")
     except (ValueError, TypeError) as e:
         raise StyleError(f"model {path} has malformed livestyle metadata: {e}") from None
+    if version > FORMAT_VERSION:
+        raise StyleError(f"model {path} has format {version}, newer than this livestyle "
+                         f"understands ({FORMAT_VERSION}); upgrade livestyle")
+    bad_io = _io_mismatch(model.graph)
+    if bad_io:
+        raise StyleError(f"model {path} is not a livestyle generator: {bad_io} (expected "
+                         f"{IO_CONVENTION}); re-export it with `livestyle train`")
+    return style
+
+
+def _io_mismatch(graph) -> str:
+    """What is wrong with the graph's inputs and outputs for IO_CONVENTION ('' if nothing)."""
+    from onnx import TensorProto
+
+    weights = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in weights]
+    if len(inputs) != 1 or len(graph.output) != 1:
+        return f"{len(inputs)} inputs and {len(graph.output)} outputs"
+    for kind, v in (("input", inputs[0]), ("output", graph.output[0])):
+        t = v.type.tensor_type
+        dims = [d.dim_value for d in t.shape.dim]
+        if t.elem_type != TensorProto.UINT8:
+            return f"its {kind} is {TensorProto.DataType.Name(t.elem_type).lower()}"
+        if len(dims) != 4 or dims[3] not in (0, 3):  # 0: a named (free) dimension
+            return f"its {kind} has shape {dims}"
+    return ""
 
 
 def style_files(dirs: list[Path] | None = None) -> dict[str, Path]:

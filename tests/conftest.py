@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -32,6 +33,19 @@ class Identity(nn.Module):
 
     def forward(self, x):
         return x
+
+
+def read_all(path) -> list[np.ndarray]:
+    """Every frame of a video, decoded by OpenCV."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    cap.release()
+    return frames
 
 
 def random_generator(cfg: GeneratorConfig = SMALL_CFG, seed: int = 0) -> Generator:

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from livestyle import backends
-from tests.conftest import CLIP, need
-from tests.test_run import read_all
+from tests.conftest import CLIP, need, read_all
 
 TOOLS = ("Xvfb", "xdotool", "import")
 

@@ -15,24 +15,12 @@ from pyvirtualcam.camera import register_backend
 from livestyle.config import RunConfig, SourceConfig
 from livestyle.pipeline import StyleSwitcher, run
 from livestyle.styles import resolve
-from tests.conftest import CLIP, need
+from tests.conftest import CLIP, need, read_all
 
 
 def livestyle(*args, env=None, timeout=300):
     return subprocess.run([sys.executable, "-m", "livestyle", *args], capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
-
-
-def read_all(path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    cap.release()
-    return frames
 
 
 def test_file_to_file_keeps_every_frame_and_stylizes(tmp_path, styles_dir):

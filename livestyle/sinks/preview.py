@@ -43,10 +43,11 @@ def display_available() -> tuple[bool, str]:
 def draw_hud(frame: np.ndarray, lines: list[str]) -> np.ndarray:
     """Text over a dark band at the top-left, drawn on a copy."""
     out = frame.copy()
-    scale = max(0.4, min(frame.shape[1], 1280) / 1280 * 0.6)
-    lh = int(22 * scale / 0.5)
-    w = int(max((cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for t in lines),
-                default=0)) + 12
+    # the widest line fills at most 95% of the frame, and the text is never larger than 0.6
+    widest = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 1)[0][0] for t in lines)
+    scale = min(0.6, 0.95 * (frame.shape[1] - 12) / widest)
+    lh = max(8, int(22 * scale / 0.5))
+    w = int(widest * scale) + 12
     band = out[: lh * len(lines) + 8, :w]
     band[:] = (band * 0.4).astype(np.uint8)
     for i, text in enumerate(lines):

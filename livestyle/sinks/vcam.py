@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import cv2
 import numpy as np
 
 from livestyle.sinks.base import Sink, SinkError
@@ -42,8 +43,9 @@ class VirtualCameraSink(Sink):
 
     def send(self, frame: np.ndarray) -> None:
         if frame.shape[1::-1] != self.size:
-            raise ValueError(f"virtual camera is {self.size[0]}x{self.size[1]}, got a "
-                             f"{frame.shape[1]}x{frame.shape[0]} frame")
+            # the device's size is fixed once opened: a source that changes size mid-stream
+            # (a camera reconnecting at another resolution) is scaled to it, not a crash
+            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_LINEAR)
         # no sleep_until_next_frame(): the source already sets the pace, and a sleep here
         # would add up to a frame of latency
         self._cam.send(frame)
