@@ -76,16 +76,17 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 def cmd_run(a) -> int:
     from livestyle.config import RunConfig, SourceConfig
-    from livestyle.pipeline import request_stop, run
+    from livestyle.pipeline import Controls, run
 
     signals: list[int] = []
+    controls = Controls()
 
     def on_signal(signum, frame):
         # Ctrl-C or SIGTERM: the loop ends after the frame it is on, so the outputs hold whole
         # frames and the report below is printed; a second signal, or one that comes before
         # the loop runs (loading, opening), interrupts at once
         signals.append(signum)
-        if not request_stop():
+        if not controls.request_stop():
             raise KeyboardInterrupt
 
     w, h = _parse_size(a.size)
@@ -96,7 +97,7 @@ def cmd_run(a) -> int:
                     snapshot_dir=a.snapshot_dir, max_frames=a.max_frames, threads=a.threads)
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        stats = run(cfg, log=lambda m: print(m, file=sys.stderr))
+        stats = run(cfg, log=lambda m: print(m, file=sys.stderr), controls=controls)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

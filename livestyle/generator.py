@@ -28,6 +28,8 @@ class GeneratorConfig:
     stem_kernel: int = 3  # 9 in the original paper; 3 is ~9x cheaper at full resolution
     skips: bool = True  # add the down path's features to the up path (U-Net style): fine detail
     # no longer has to squeeze through 1/4 resolution, so faces stay sharp; costs two adds
+    residual: bool = False  # output = input + network: for filters that keep the photo's colours
+    # (instance norm discards absolute colour, which a colour-keeping filter must reproduce)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -124,7 +126,8 @@ class Generator(nn.Module):
         y = self.up1(y)
         if self.cfg.skips:
             y = y + f1
-        return self.out(y)[..., :h, :w]
+        y = self.out(y)[..., :h, :w]
+        return y + x[..., :h, :w] if self.cfg.residual else y
 
 
 def macs_per_pixel(cfg: GeneratorConfig) -> int:

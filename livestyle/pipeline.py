@@ -5,8 +5,9 @@ whose results come back one call late and are paired with their source frame her
 source keeps only its newest frame, so when inference is slow frames are dropped at the
 source, counted, and shown on the HUD, instead of queueing up latency.
 
-Stopping: `request_stop()` (the CLI calls it on Ctrl-C and SIGTERM) ends the loop after the
-frame it is on, as if the source had ended, so every sink gets whole frames and is closed.
+Stopping: `Controls.request_stop()` (the CLI calls it on Ctrl-C and SIGTERM) ends the loop
+after the frame it is on, as if the source had ended, so every sink gets whole frames and is
+closed.
 """
 
 from __future__ import annotations
@@ -33,21 +34,6 @@ from livestyle.styles import Style, resolve
 
 STAGES = ("capture", "preprocess", "inference", "postprocess", "sinks")
 KEEP = 4096  # per-stage samples kept for the final report, however long the run
-
-_stop = threading.Event()  # asked for by request_stop()
-_looping = threading.Event()  # a run_loop is running and checks _stop every frame
-
-
-def request_stop() -> bool:
-    """Ask the running loop to end after the frame it is on (safe in a signal handler).
-
-    False when no loop is running or a stop was already asked for: the caller should then
-    interrupt harder (the CLI raises KeyboardInterrupt)."""
-    if not _looping.is_set() or _stop.is_set():
-        return False
-    _stop.set()
-    return True
-
 
 class StageTimers:
     """Per-stage durations of the last `window` frames, in milliseconds, and for the final
@@ -157,13 +143,24 @@ class StyleSwitcher:
 
 @dataclass
 class Controls:
-    """What the keys change while running."""
+    """What the keys (and signals) change while running."""
 
     blend: float = 1.0
     show_original: bool = False
     hud: bool = True
     quit: bool = False
     snapshot: bool = False
+    running: bool = False  # set by run_loop while it checks `quit` every frame
+
+    def request_stop(self) -> bool:
+        """Ask the running loop to end after the frame it is on (safe in a signal handler).
+
+        False when no loop is running or a stop was already asked for: the caller should then
+        interrupt harder (the CLI raises KeyboardInterrupt)."""
+        if not self.running or self.quit:
+            return False
+        self.quit = True
+        return True
 
 
 @dataclass
@@ -253,10 +250,9 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | 
         timers.frame_times.append(time.perf_counter())
         stats.frames += 1
 
-    _stop.clear()
-    _looping.set()
+    controls.running = True
     try:
-        while not (controls.quit or _stop.is_set() or (max_frames and stats.frames >= max_frames)):
+        while not (controls.quit or (max_frames and stats.frames >= max_frames)):
             t0 = time.perf_counter()
             frame = source.read()
             if frame is None:
@@ -285,7 +281,7 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | 
         for styled in switcher.backend.flush():
             deliver(pending.popleft(), styled)
     finally:
-        _looping.clear()
+        controls.running = False
 
     stats.seconds = time.perf_counter() - t_start
     stats.dropped = source.dropped
@@ -294,8 +290,10 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | 
     return stats
 
 
-def run(cfg: RunConfig, log=print) -> RunStats:
-    """Build everything `cfg` asks for, run the loop, release everything on every exit path."""
+def run(cfg: RunConfig, log=print, controls: Controls | None = None) -> RunStats:
+    """Build everything `cfg` asks for, run the loop, release everything on every exit path.
+
+    Pass `controls` to stop the run from outside (Controls.request_stop)."""
     from livestyle.sinks.vcam import VirtualCameraSink
     from livestyle.sinks.video import VideoFileSink
 
@@ -318,6 +316,7 @@ def run(cfg: RunConfig, log=print) -> RunStats:
                                                          cfg.vcam_device, cfg.vcam_backend))
             log(f"virtual camera: {vcam.device}")
             sinks.append(vcam)
-        controls = Controls(blend=cfg.blend)
+        controls = controls or Controls()
+        controls.blend = cfg.blend
         return run_loop(source, switcher, sinks, cfg.scale, controls, preview, cfg.max_frames,
                         cfg.snapshot_dir, log=log)

@@ -7,6 +7,7 @@ same batches and perturbations as an uninterrupted one, with no RNG state to sav
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
@@ -151,7 +152,9 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True) -> Path |
                   file=sys.stderr, flush=True)
         data = CropSampler(cfg.content_dir, cfg.crop, teacher)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-        generator = Generator(SIZES[cfg.size]).to(device)
+        # a teacher keeps the photo's colours, so its student adds its output to the input
+        gen_cfg = dataclasses.replace(SIZES[cfg.size], residual=cfg.mode == "teacher")
+        generator = Generator(gen_cfg).to(device)
         critic = losses.PatchDiscriminator().to(device) if (
             teacher is not None and cfg.adversarial_weight > 0) else None
         loss_net = build_loss_net(cfg.loss_net).to(device)
