@@ -426,3 +426,35 @@ def test_write_interrupted_before_rename_leaves_no_temporary_file(tmp_path, monk
             save_grid(g, [np.zeros((40, 40, 3), np.uint8)], None, target)
     monkeypatch.undo()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("depth,n_convs", [(16, 10), (19, 12)])
+def test_user_vgg_weights_load_in_torchvision_layout(tmp_path, depth, n_convs):
+    """A VGG16/19 state dict as torchvision saves it ("features.N.weight") is a loss network."""
+    from train.lossnet import _VGG, build_loss_net
+
+    state, index, cin = {}, 0, 3
+    for v in _VGG[depth]:
+        if v == "M":
+            index += 1
+            continue
+        state[f"features.{index}.weight"] = torch.randn(v, cin, 3, 3) * 0.05
+        state[f"features.{index}.bias"] = torch.zeros(v)
+        state["classifier.0.weight"] = torch.zeros(2, 2)  # ignored: only features are used
+        index, cin = index + 2, v
+    path = tmp_path / f"vgg{depth}.pth"
+    torch.save(state, path)
+    net = build_loss_net(str(path))
+    convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == n_convs  # up to relu4_3 (relu4_4 for VGG19)
+    style, content = net(torch.rand(1, 3, 64, 64))
+    assert [f.shape[1] for f in style] == [64, 128, 256, 512]
+    assert [f.shape[1] for f in content] == [128]
+    torch.testing.assert_close(convs[0].weight, state["features.0.weight"])
+
+
+def test_unknown_loss_network_is_a_clear_error():
+    from train.lossnet import build_loss_net
+
+    with pytest.raises(ValueError, match="efficientnet-lite0"):
+        build_loss_net("vgg-from-nowhere")
