@@ -33,6 +33,7 @@ class TrainConfig:
     tv_weight: float = 0.2
     stability_weight: float = 1.0  # flow-free temporal stability: perturbed input, same output
     l1_weight: float = 1.0  # teacher mode: pixel L1 against the teacher
+    edge_weight: float = 2.0  # teacher mode: L1 on image gradients (flat areas, sharp outlines)
     adversarial_weight: float = 0.0  # teacher mode: PatchGAN loss; 0 turns the critic off
     loss_net: str = "efficientnet-lite0"  # or a path to a torchvision-layout VGG16/19 .pth
     # bookkeeping

@@ -219,6 +219,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True) -> Path |
                 with torch.no_grad():
                     t_style, _ = loss_net(target)
                 logs["l1"] = cfg.l1_weight * (y - target).abs().mean() * 10.0
+                logs["edges"] = cfg.edge_weight * losses.gradient_l1(y, target)
                 logs["perceptual"] = cfg.content_weight * losses.content_loss(y_feats_style, t_style)
             logs["stability"] = cfg.stability_weight * losses.stability_loss(y, yp, dy, dx)
             if critic is not None:

@@ -32,6 +32,17 @@ def tv_loss(img: torch.Tensor) -> torch.Tensor:
             + (img[..., :, 1:] - img[..., :, :-1]).abs().mean()) * 10.0
 
 
+def gradient_l1(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 between the images' horizontal and vertical differences, x10 like the pixel L1.
+
+    Pixel L1 alone lets a student sit near the identity (a photo is already close to its
+    cartoon in L1); matching gradients asks for what makes a cartoon: flat regions (zero
+    gradient) and sharp outlines (large gradient where the teacher draws one)."""
+    dx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
+    dy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731
+    return ((dx(y) - dx(target)).abs().mean() + (dy(y) - dy(target)).abs().mean()) * 10.0
+
+
 def perturb(x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, int, int]:
     """A copy of `x` as the next video frame might show it: sensor noise (sigma 1-4/255),
     a small brightness change (+-3%) and a shift of 0-3 px. Returns (copy, dy, dx)."""

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S=../shared/data/styles
-COMMON=(--size fast --crop 160 --batch 4 --steps 1500 --sample-every 100 --run-dir runs --resume)
+COMMON=(--size fast --crop 160 --batch 4 --steps 1000 --sample-every 100 --run-dir runs --resume)
 declare -A ARGS=(
   [starry-night]="--style-image $S/starry_night.jpg --description Vincent+van+Gogh,+The+Starry+Night+(1889)"
   [great-wave]="--style-image $S/great_wave.jpg --description Hokusai,+The+Great+Wave+off+Kanagawa+(c.1831)"
@@ -14,14 +14,15 @@ declare -A ARGS=(
   [udnie]="--style-image $S/udnie.jpg --description Francis+Picabia,+Udnie+(1913)"
   [the-kiss]="--style-image $S/the_kiss.jpg --description Gustav+Klimt,+The+Kiss+(1907-08)"
   [grande-jatte]="--style-image $S/grande_jatte.jpg --description Georges+Seurat,+La+Grande+Jatte+(1884-86)"
-  [cartoon]="--teacher cartoon --description Cartoon:+flat+colours+and+clean+outlines+(learned+from+our+cartoon+filter)"
-  [sketch]="--teacher sketch --description Pencil+sketch+(learned+from+our+sketch+filter)"
+  [cartoon]="--teacher cartoon --steps 2500 --adversarial-weight 0.1 --description Cartoon:+flat+colours+and+clean+outlines+(learned+from+our+cartoon+filter)"
+  [sketch]="--teacher sketch --steps 1500 --description Pencil+sketch+(learned+from+our+sketch+filter)"
 )
 ORDER=(cartoon sketch starry-night great-wave the-scream composition-vii udnie the-kiss grande-jatte)
 for name in "${@:-${ORDER[@]}}"; do
   read -r -a extra <<<"${ARGS[$name]}"
   # descriptions are stored with + for spaces in the table above to survive word splitting
   for i in "${!extra[@]}"; do extra[$i]=${extra[$i]//+/ }; done
-  echo "== $name: python -m train --name $name ${extra[*]} ${COMMON[*]}"
-  python -m train --name "$name" "${extra[@]}" "${COMMON[@]}"
+  # per-style flags come last, so they override the common ones
+  echo "== $name: python -m train --name $name ${COMMON[*]} ${extra[*]}"
+  python -m train --name "$name" "${COMMON[@]}" "${extra[@]}"
 done
