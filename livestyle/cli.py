@@ -33,7 +33,8 @@ def _run_parser(sub) -> None:
                    help="auto (fastest available), openvino, onnxruntime, torch, torch-cuda, tensorrt")
     p.add_argument("--scale", type=float, default=None,
                    help="processing size relative to the frame; 0.5 = generator at half size, "
-                        "upscaled (default: auto, at most 640x480 on a CPU, full size on a GPU)")
+                        "upscaled (default: auto: on a CPU full size up to 640x480, larger frames "
+                        "at 640x360 worth of pixels; full size on a GPU)")
     p.add_argument("--blend", type=float, default=1.0, help="1 = fully stylized, 0 = original")
     p.add_argument("--vcam", action="store_true", help="also send to a virtual camera")
     p.add_argument("--vcam-device", default=None, help="e.g. /dev/video10 (default: first found)")

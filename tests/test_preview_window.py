@@ -80,7 +80,7 @@ def test_window_shows_styles_switches_toggles_and_quits(display, styles_dir, tmp
         proc = subprocess.Popen(
             [sys.executable, "-m", "livestyle", "run", "--source", str(clip), "--loop",
              "--style", str(styles_dir / "rand-a.onnx"), "--style", str(styles_dir / "rand-b.onnx"),
-             "--snapshot-dir", str(tmp_path)],
+             "--snapshot-dir", str(tmp_path), "--backend", "onnxruntime"],
             stderr=err, stdout=subprocess.DEVNULL, env={**os.environ, "DISPLAY": display})
     try:
         wait_for(lambda: x(display, "xdotool", "search", "--name", "^livestyle$"), what="window")
@@ -91,6 +91,8 @@ def test_window_shows_styles_switches_toggles_and_quits(display, styles_dir, tmp
             x(display, "xdotool", "key", "--window", window, key)
             time.sleep(0.6)  # a few frames at 12.5 fps
 
+        # the window exists before the first frame reaches it: wait for a picture
+        wait_for(lambda: screenshot(display, window).max() > 0, what="a frame in the window")
         press("h")  # HUD off, so the screenshot is the picture alone
         shot = screenshot(display, window)
         assert nearest(shot, styled["rand-a"]) < 3, "window does not show style rand-a"

@@ -20,7 +20,10 @@ _CACHED_SHAPES = 4
 class OpenVinoBackend(Backend):
     name = "openvino"
 
-    def __init__(self, model_path: str | Path, threads: int = 0):
+    def __init__(self, model_path: str | Path, threads: int = 0, precision: str = "auto"):
+        """`precision` "auto" lets OpenVINO choose: bf16 on CPUs with AVX-512 BF16 or AMX,
+        1.5x faster than f32 there, at 54 dB PSNR against ONNX Runtime's f32 on a trained
+        style (random-weight nets amplify the rounding: the parity tests use "f32")."""
         try:
             import openvino as ov
         except ImportError as e:
@@ -30,9 +33,12 @@ class OpenVinoBackend(Backend):
             self._model = self._core.read_model(str(model_path))
         except Exception as e:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses
             raise ValueError(f"openvino cannot load {model_path}: {e}") from None
-        # f32: by default OpenVINO picks bf16 where the CPU lists it, which costs parity (max
-        # error 25/255 against ONNX Runtime) and bought no speed on the AVX2 machines measured
-        self._config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        if precision not in ("auto", "f32", "bf16", "f16"):
+            raise ValueError(f"unknown OpenVINO precision {precision!r}: auto, f32, bf16 or f16")
+        self._config = {"PERFORMANCE_HINT": "LATENCY"}
+        if precision != "auto":
+            self._config["INFERENCE_PRECISION_HINT"] = precision
+        self.precision = precision  # after the first frame: what OpenVINO actually chose
         if threads:
             self._config["INFERENCE_NUM_THREADS"] = threads
         self._requests: OrderedDict[tuple, object] = OrderedDict()
@@ -42,7 +48,9 @@ class OpenVinoBackend(Backend):
         if req is None:
             model = self._model.clone()
             model.reshape({model.inputs[0].get_any_name(): list(shape)})
-            req = self._core.compile_model(model, "CPU", self._config).create_infer_request()
+            compiled = self._core.compile_model(model, "CPU", self._config)
+            self.precision = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+            req = compiled.create_infer_request()
             self._requests[shape] = req
             if len(self._requests) > _CACHED_SHAPES:
                 self._requests.popitem(last=False)
