@@ -26,7 +26,7 @@ from train.config import TrainConfig
 from train.data import CropSampler, read_rgb, split_images, to_tensor
 from train.export import export_onnx
 from train.lossnet import build_loss_net
-from train.teachers import get_teacher
+from train.teachers import KEEPS_COLOUR, get_teacher
 
 SAMPLE_SIDE = 256
 
@@ -152,8 +152,8 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True) -> Path |
                   file=sys.stderr, flush=True)
         data = CropSampler(cfg.content_dir, cfg.crop, teacher)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-        # a teacher keeps the photo's colours, so its student adds its output to the input
-        gen_cfg = dataclasses.replace(SIZES[cfg.size], residual=cfg.mode == "teacher")
+        # a student of a colour-keeping teacher adds its output to the input
+        gen_cfg = dataclasses.replace(SIZES[cfg.size], residual=cfg.teacher in KEEPS_COLOUR)
         generator = Generator(gen_cfg).to(device)
         critic = losses.PatchDiscriminator().to(device) if (
             teacher is not None and cfg.adversarial_weight > 0) else None

@@ -21,6 +21,10 @@ from .sketch import sketch
 
 Teacher = Callable[[np.ndarray], np.ndarray]
 
+# teachers whose output keeps the photo's colours: their students add their output to the
+# input (GeneratorConfig.residual), which they learn far faster; a sketch discards colour
+KEEPS_COLOUR = {"cartoon"}
+
 TEACHERS: dict[str, Teacher] = {
     "cartoon": cartoon,
     "sketch": sketch,
