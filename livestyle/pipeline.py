@@ -30,7 +30,7 @@ from livestyle.config import RunConfig
 from livestyle.frames import auto_scale, postprocess, preprocess, processing_size, to_bgr8
 from livestyle.sinks.base import Sink
 from livestyle.sinks.preview import HELP, PreviewWindow
-from livestyle.styles import Style, resolve
+from livestyle.styles import Style, StyleError, read_style, resolve, style_files
 
 STAGES = ("capture", "preprocess", "inference", "postprocess", "sinks")
 KEEP = 4096  # per-stage samples kept for the final report, however long the run
@@ -290,6 +290,18 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | 
     return stats
 
 
+def installed_styles(exclude: set[Path]) -> list[Style]:
+    """Every other readable installed style, so n/p/1-9 reach them all (loaded on demand)."""
+    found = []
+    for path in style_files().values():
+        if path.resolve() not in exclude:
+            try:
+                found.append(read_style(path))
+            except StyleError:
+                continue  # `livestyle styles` reports it; the run does not need it
+    return found
+
+
 def run(cfg: RunConfig, log=print, controls: Controls | None = None) -> RunStats:
     """Build everything `cfg` asks for, run the loop, release everything on every exit path.
 
@@ -299,6 +311,7 @@ def run(cfg: RunConfig, log=print, controls: Controls | None = None) -> RunStats
 
     cfg.validate()
     styles = [resolve(s) for s in cfg.styles]  # unknown styles fail before the camera opens
+    styles += installed_styles(exclude={s.path.resolve() for s in styles})
     with ExitStack() as stack:
         switcher = StyleSwitcher(styles, cfg.backend, cfg.threads, log=log)
         stack.callback(switcher.close)
