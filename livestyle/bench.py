@@ -362,6 +362,7 @@ def run_bench(backend_names: list[str], resolutions: list[str], frames: int, war
                 gflops = 2 * style_.macs_per_pixel * proc[0] * proc[1] / (p["median_ms"] / 1e3) / 1e9
                 report["model"].append({
                     "backend": actual, "resolution": res, "generator": label,
+                    "precision": getattr(backend, "precision", "f32"),
                     "processing_size": list(proc), "fps": round(1e3 / p["median_ms"], 1),
                     **p, "gflops": round(gflops, 2),
                     "of_peak": round(gflops / report["peak_gflops"], 3)})
