@@ -17,7 +17,7 @@ declare -A ARGS=(
   [udnie]="--style-image $S/udnie.jpg --description Francis+Picabia,+Udnie+(1913)"
   [the-kiss]="--style-image $S/the_kiss.jpg --description Gustav+Klimt,+The+Kiss+(1907-08)"
   [grande-jatte]="--style-image $S/grande_jatte.jpg --description Georges+Seurat,+La+Grande+Jatte+(1884-86)"
-  [cartoon]="--teacher cartoon --steps 2500 --adversarial-weight 0.1 --description Cartoon:+flat+colours+and+clean+outlines+(learned+from+our+cartoon+filter)"
+  [cartoon]="--teacher cartoon --steps 1500 --adversarial-weight 0.1 --description Cartoon:+flat+colours+and+clean+outlines+(learned+from+our+cartoon+filter)"
   [sketch]="--teacher sketch --steps 1500 --description Pencil+sketch+(learned+from+our+sketch+filter)"
 )
 ORDER=(cartoon sketch starry-night great-wave the-scream composition-vii udnie the-kiss grande-jatte)
