@@ -10,14 +10,14 @@ S=../shared/data/styles
 COMMON=(--size fast --crop 160 --batch 4 --steps 1000 --style-weight 3 --sample-every 100
         --run-dir runs --resume)
 declare -A ARGS=(
-  [starry-night]="--style-image $S/starry_night.jpg --description Vincent+van+Gogh,+The+Starry+Night+(1889)"
+  [starry-night]="--style-image $S/starry_night.jpg --style-weight 1 --description Vincent+van+Gogh,+The+Starry+Night+(1889)"
   [great-wave]="--style-image $S/great_wave.jpg --description Hokusai,+The+Great+Wave+off+Kanagawa+(c.1831)"
   [the-scream]="--style-image $S/the_scream.jpg --description Edvard+Munch,+The+Scream+(1893)"
   [composition-vii]="--style-image $S/composition_vii.jpg --description Wassily+Kandinsky,+Composition+VII+(1913)"
   [udnie]="--style-image $S/udnie.jpg --description Francis+Picabia,+Udnie+(1913)"
   [the-kiss]="--style-image $S/the_kiss.jpg --description Gustav+Klimt,+The+Kiss+(1907-08)"
   [grande-jatte]="--style-image $S/grande_jatte.jpg --description Georges+Seurat,+La+Grande+Jatte+(1884-86)"
-  [cartoon]="--teacher cartoon --steps 1500 --adversarial-weight 0.1 --description Cartoon:+flat+colours+and+clean+outlines+(learned+from+our+cartoon+filter)"
+  [cartoon]="--teacher cartoon --steps 1500 --description Cartoon:+flat+colours+and+clean+outlines+(learned+from+our+cartoon+filter)"
   [sketch]="--teacher sketch --steps 1500 --description Pencil+sketch+(learned+from+our+sketch+filter)"
 )
 ORDER=(cartoon sketch starry-night great-wave the-scream composition-vii udnie the-kiss grande-jatte)

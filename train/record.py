@@ -6,6 +6,7 @@ so the record cannot drift from what ships.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from livestyle.styles import BUNDLED_DIR, read_style
@@ -38,14 +39,26 @@ TEACHER_NOTE = ("Our own filter in train/teachers/; the student learned it on th
 
 
 def command(training: dict) -> str:
-    name = training.get("name", "?")
-    return f"`bash train/make_styles.sh {name}`"
+    """The training command, rebuilt from the config stored in the model: every setting
+    that differs from TrainConfig's defaults, so it reproduces this very model."""
+    from train.config import TrainConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    flags = [f"--name {training.get('name', '?')}"]
+    for key, value in training.items():
+        if key in defaults and key not in ("name", "description", "out_dir", "run_dir",
+                                           "content_dir") and value != defaults[key]:
+            if key == "style_image":
+                value = "../shared/data/styles/" + Path(value).name
+            flags.append(f"--{key.replace('_', '-')} {value}")
+    return "`python -m train " + " ".join(flags) + "`"
 
 
 def main() -> int:
     rows = ["# Bundled styles", "",
             "Made by our trainer (`train/`) with `train/make_styles.sh`; each `.onnx` carries its "
-            "full training config in its metadata (`livestyle.training`). Regenerate this table "
+            "full training config in its metadata (`livestyle.training`), from which the command "
+            "below is rebuilt (settings that differ from the defaults). Regenerate this table "
             "with `python -m train.record`.", "",
             "| style | made from | command | steps | wall time | MAC/px | file | provenance and licence |",
             "|---|---|---|---|---|---|---|---|"]
