@@ -22,7 +22,6 @@ KEYS: dict[int, str] = {
     ord("q"): "quit", 27: "quit",
     ord("n"): "next", ord("p"): "previous",
     0xFF53: "next", 0xFF51: "previous",  # right / left arrows (X11 keysyms)
-    65363: "next", 65361: "previous",
     ord(" "): "original",
     ord("+"): "more", ord("="): "more", ord("-"): "less", ord("_"): "less",
     ord("s"): "snapshot", ord("h"): "hud",
