@@ -30,7 +30,7 @@ import numpy as np
 from livestyle import backends, stamp
 from livestyle.camera import LiveSource
 from livestyle.config import SourceConfig
-from livestyle.frames import CPU_PIXELS, auto_scale
+from livestyle.frames import CPU_PIXELS, auto_scale, processing_size
 from livestyle.pipeline import STAGES, Controls, StyleSwitcher, run_loop
 from livestyle.sinks.base import Sink
 from livestyle.styles import Style, read_style, style_files
@@ -225,8 +225,8 @@ def bench_end_to_end(style: Style, backend: str, size: tuple[int, int], scale: f
             run_loop(warm, switcher, [], scale, Controls(), max_frames=10)
         source = LiveSource(cfg, opener=lambda c: StampedCamera(frames, fps, captured),
                             log=lambda m: None)
-        stop = threading.Timer(seconds, lambda: setattr(controls, "quit", True))
         controls = Controls()
+        stop = threading.Timer(seconds, controls.request_stop)
         with source:
             stop.start()
             stats = run_loop(source, switcher, [sink], scale, controls)
@@ -354,7 +354,7 @@ def run_bench(backend_names: list[str], resolutions: list[str], frames: int, war
             for res in resolutions:
                 size = RESOLUTIONS[res]
                 scale = auto_scale(*size, gpu=actual in backends.GPU_BACKENDS)
-                proc = (max(8, round(size[0] * scale)), max(8, round(size[1] * scale)))
+                proc = processing_size(*size, scale)
                 frame = cv2.resize(clip_frames(size, 1)[0], proc)
                 bar.step(f"model {actual} {res} {label}")
                 ms = bench_model(backend, frame, warmup, frames)
@@ -431,13 +431,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/bench-<date>.json)")
     p.add_argument("--compare", default=None, help="an earlier JSON: print new/old ratios")
     a = p.parse_args(argv)
-    names = (["tensorrt", "torch-cuda", "openvino", "onnxruntime"] if a.backends == "auto"
-             else a.backends.split(","))
-    if a.backends == "auto":
+    if a.backends == "auto":  # GPU backends only where a device is; each CPU runtime
         from livestyle.gpu import has_cuda
 
-        if not has_cuda():
-            names = ["openvino", "onnxruntime"]
+        names = [n for n in backends.AUTO_ORDER if has_cuda() or n not in backends.GPU_BACKENDS]
+    else:
+        names = a.backends.split(",")
     bad = [r for r in a.resolutions.split(",") if r not in RESOLUTIONS]
     if bad:
         raise ValueError(f"unknown resolution {bad[0]!r}: use {', '.join(RESOLUTIONS)}")

@@ -237,7 +237,8 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | 
             sink.send(out)
         if preview is not None:
             preview.show_hud = controls.hud
-            preview.hud_lines = hud_lines(switcher, timers, controls, source.dropped, size)
+            if controls.hud:  # the text costs string formatting every frame: only when shown
+                preview.hud_lines = hud_lines(switcher, timers, controls, source.dropped, size)
             preview.send(out)
             for action in preview.poll():
                 apply_action(action, controls, switcher)

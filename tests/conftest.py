@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from livestyle.generator import Generator, GeneratorConfig
+from train.evaluate import read_clip
 from train.export import export_onnx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,16 +36,8 @@ class Identity(nn.Module):
 
 
 def read_all(path) -> list[np.ndarray]:
-    """Every frame of a video, decoded by OpenCV."""
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    cap.release()
-    return frames
+    """Every frame of a video."""
+    return read_clip(path, limit=None)
 
 
 def random_generator(cfg: GeneratorConfig = SMALL_CFG, seed: int = 0) -> Generator:

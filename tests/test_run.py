@@ -23,13 +23,17 @@ def livestyle(*args, env=None, timeout=300):
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
-def test_file_to_file_keeps_every_frame_and_stylizes(tmp_path, styles_dir):
+def file_to_file(style, out) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """`livestyle run` from the shared clip into `out`: (source frames, written frames)."""
     clip = need(CLIP)
-    out = tmp_path / "styled.mp4"
-    r = livestyle("run", "--source", str(clip), "--style", str(styles_dir / "rand-a.onnx"),
-                  "--output", str(out), "--no-preview")
+    r = livestyle("run", "--source", str(clip), "--style", str(style), "--output", str(out),
+                  "--no-preview")
     assert r.returncode == 0, r.stderr
-    src, got = read_all(clip), read_all(out)
+    return read_all(clip), read_all(out)
+
+
+def test_file_to_file_keeps_every_frame_and_stylizes(tmp_path, styles_dir):
+    src, got = file_to_file(styles_dir / "rand-a.onnx", tmp_path / "styled.mp4")
     assert len(got) == len(src) == 62
     assert got[0].shape == src[0].shape == (270, 480, 3)
     change = np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(src, got)])
@@ -38,12 +42,7 @@ def test_file_to_file_keeps_every_frame_and_stylizes(tmp_path, styles_dir):
 
 def test_output_frames_stay_in_order(tmp_path, styles_dir):
     """Identity style: output frame i is source frame i (up to the codec), not a neighbour."""
-    clip = need(CLIP)
-    out = tmp_path / "same.mp4"
-    r = livestyle("run", "--source", str(clip), "--style", str(styles_dir / "identity.onnx"),
-                  "--output", str(out), "--no-preview")
-    assert r.returncode == 0, r.stderr
-    src, got = read_all(clip), read_all(out)
+    src, got = file_to_file(styles_dir / "identity.onnx", tmp_path / "same.mp4")
     assert len(got) == len(src)
     for i in (5, 30, 55):
         same = np.abs(got[i].astype(int) - src[i].astype(int)).mean()

@@ -50,9 +50,10 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(s.mean())
 
 
-def read_clip(path: Path, limit: int = MAX_FRAMES) -> list[np.ndarray]:
+def read_clip(path: Path, limit: int | None = MAX_FRAMES) -> list[np.ndarray]:
+    """The first `limit` frames of a video (all of them for None), decoded by OpenCV."""
     cap, frames = cv2.VideoCapture(str(path)), []
-    while len(frames) < limit:
+    while limit is None or len(frames) < limit:
         ok, f = cap.read()
         if not ok:
             break
