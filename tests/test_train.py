@@ -105,7 +105,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def generator_from(ckpt: dict, cfg: TrainConfig) -> Generator:
-    g = Generator(SIZES[cfg.size])
+    g = Generator(SIZES[cfg.generator_size])
     g.load_state_dict(ckpt["generator"])
     return g.eval()
 
@@ -263,7 +263,7 @@ def test_export_round_trips_through_onnx_runtime(perceptual_run, content_dir):
     assert {"livestyle.style", "livestyle.generator", "livestyle.training"} <= meta.keys()
     style = read_style(out)
     assert style.name == "starry-test" and style.description == "test painting"
-    assert style.generator == SIZES[cfg.size].to_dict() | {"channels": list(SIZES[cfg.size].channels)}
+    assert style.generator == SIZES[cfg.generator_size].to_dict() | {"channels": list(SIZES[cfg.generator_size].channels)}
     assert style.training["style_image"] == str(STYLE) and style.training["steps_done"] == 30
     assert style.training["resumed_from_step"] == 0 and style.macs_per_pixel > 0
 

@@ -2,56 +2,95 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
+import re
 from pathlib import Path
 
 _REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONTENT = _REPO.parent / "shared" / "data" / "content"
 
 
+def _opt(default, help: str):
+    """A field with its --help text: the CLI is built from these, so it never drifts."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    name: str  # style name; the model is written as <out_dir>/<name>.onnx
+    name: str = field(metadata={"help": "style name, the model file's stem (letters, digits, "
+                                        "'.', '_', '-'); several comma-separated with several "
+                                        "--style-image"})
     # what to imitate: exactly one of the two
-    style_image: str | None = None  # perceptual mode: Gram-matrix losses against this painting
-    teacher: str | None = None  # teacher mode: a filter from train/teachers (cartoon, sketch)
-    description: str = ""  # one line shown by `livestyle styles`
-    content_dir: str = str(DEFAULT_CONTENT)  # any folder of photos, searched recursively
-    size: str = "fast"  # generator size from livestyle.generator.SIZES
+    style_image: str | None = _opt(None, "perceptual mode: a painting to imitate (Gram-matrix "
+                                         "losses); several comma-separated train one network "
+                                         "with conditional instance norm and export one model each")
+    teacher: str | None = _opt(None, "teacher mode: a slow filter to imitate")
+    description: str = _opt("", "one line shown by `livestyle styles` ('|' between several)")
+    content_dir: str = _opt("", "a folder of photos (searched recursively) to train on; needed "
+                                "unless the development tree's ../shared/data/content exists")
+    size: str = _opt("auto", "generator size; auto: paint for paintings, toon for the cartoon "
+                             "teacher, fast for other teachers")
     # data
-    crop: int = 192  # training crop side in pixels
-    batch: int = 4
-    style_side: int = 384  # the style image is resized to this long side for its Gram targets
+    long_side: int = _opt(640, "photos are resized to this long side first, the camera's scale, "
+                               "so strokes and outlines are learned at the size users see them; "
+                               "0: to a short side of 1.5 crops")
+    crop: int = _opt(192, "training crop side in pixels (a multiple of 4)")
+    scale_jitter: float = _opt(1.25, "crops span 1 to this many crop sides before resizing")
+    batch: int = _opt(4, "crops per step")
+    style_side: int = _opt(384, "the painting is resized to this long side for its targets: "
+                                "smaller gives larger strokes")
     # optimisation
-    steps: int = 1500
-    lr: float = 2e-3
-    lr_final: float = 2e-4  # cosine decay to this
-    seed: int = 0
+    steps: int = _opt(1500, "training steps")
+    lr: float = _opt(2e-3, "Adam learning rate at the start")
+    lr_final: float = _opt(2e-4, "learning rate at the end (cosine decay)")
+    seed: int = _opt(0, "seed of every random draw (weights, crops, perturbations)")
     # loss weights (each loss is normalised by its target's energy, so these are comparable)
-    style_weight: float = 1.0
-    content_weight: float = 0.7
-    tv_weight: float = 0.2
-    stability_weight: float = 1.0  # flow-free temporal stability: perturbed input, same output
-    l1_weight: float = 1.0  # teacher mode: pixel L1 against the teacher
-    edge_weight: float = 2.0  # teacher mode: L1 on image gradients (flat areas, sharp outlines)
-    adversarial_weight: float = 0.0  # teacher mode: PatchGAN loss; 0 turns the critic off
-    loss_net: str = "efficientnet-lite0"  # or a path to a torchvision-layout VGG16/19 .pth
+    style_weight: float = _opt(1.0, "weight of the painting's Gram-matrix loss")
+    content_weight: float = _opt(0.3, "weight of the content loss (teacher mode: perceptual "
+                                      "loss against the teacher; 0 skips the loss network)")
+    content_blocks: str = _opt("5", "EfficientNet blocks the content loss compares (3,5 keeps "
+                                    "more of the photo and less of the painting)")
+    line_weight: float = _opt(1.0, "toon size: BCE of the outline logits against the teacher's ink")
+    base_weight: float = _opt(1.0, "toon size: L1 of the base colours against the teacher's flat "
+                                   "colours")
+    tv_weight: float = _opt(0.2, "total-variation weight (smooths noise)")
+    stability_weight: float = _opt(1.0, "temporal stability: a perturbed copy of the input must "
+                                        "give the same output")
+    l1_weight: float = _opt(1.0, "teacher mode: pixel L1 against the teacher")
+    edge_weight: float = _opt(2.0, "teacher mode: L1 on image gradients (flat areas, sharp edges)")
+    adversarial_weight: float = _opt(0.0, "teacher mode: PatchGAN critic loss; 0 turns it off")
+    loss_net: str = _opt("efficientnet-lite0", "loss network: efficientnet-lite0 or a path to "
+                                               "a torchvision-layout VGG16/19 .pth")
     # bookkeeping
-    out_dir: str = str(_REPO / "engines")  # where the exported ONNX goes
-    run_dir: str = "runs"  # checkpoints and sample grids: <run_dir>/<name>/
-    log_every: int = 10
-    sample_every: int = 200
-    checkpoint_every: int = 100
-    threads: int = 0  # torch intra-op threads; 0 = torch's default
+    out_dir: str = _opt("", "where the model goes (default: your styles folder, "
+                            "$LIVESTYLE_STYLES or ~/.local/share/livestyle/styles)")
+    run_dir: str = _opt("runs", "checkpoints and sample grids go to <run-dir>/<name>/")
+    log_every: int = _opt(10, "print and record the losses every this many steps")
+    sample_every: int = _opt(200, "write a sample grid of held-out photos every this many steps")
+    checkpoint_every: int = _opt(100, "save a checkpoint every this many steps")
+    threads: int = _opt(0, "torch intra-op threads; 0: torch's default")
 
     def __post_init__(self):
         if (self.style_image is None) == (self.teacher is None):
             raise ValueError("give exactly one of --style-image (a painting) or --teacher (a filter)")
-        if self.style_image is not None and not Path(self.style_image).is_file():
-            raise ValueError(f"style image not found: {self.style_image}")
-        if not Path(self.content_dir).is_dir():
+        for image in self.style_images:
+            if not Path(image).is_file():
+                raise ValueError(f"style image not found: {image}")
+        if len(self.names) != max(1, len(self.style_images)):
+            raise ValueError(f"{len(self.style_images)} style images need as many comma-separated "
+                             f"names, got {len(self.names)}")
+        if self.description and len(self.description.split("|")) not in (1, len(self.names)):
+            raise ValueError("give one description, or one per name separated by |")
+        for name in self.names:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+                raise ValueError(f"--name {name!r} is not a valid style name: use letters, digits, "
+                                 "'.', '_' and '-' (no path separators, not starting with '.')")
+        if not self.content_dir and not DEFAULT_CONTENT.is_dir():
+            raise ValueError("no photos to train on: pass --content-dir with a folder of photos "
+                             "(a few hundred varied photos, faces among them, work well)")
+        if not Path(self.content_folder).is_dir():
             raise ValueError(
-                f"content folder not found: {self.content_dir}; pass --content-dir with photos"
+                f"content folder not found: {self.content_folder}; pass --content-dir with photos"
             )
         if self.crop < 32 or self.crop % 4:
             raise ValueError(f"--crop must be a multiple of 4 and at least 32, got {self.crop}")
@@ -65,11 +104,36 @@ class TrainConfig:
                              f"{', '.join(sorted(TEACHERS))}")
         from livestyle.generator import SIZES  # imports torch, which training needs next anyway
 
-        if self.size not in SIZES:
+        if self.size != "auto" and self.size not in SIZES:
             raise ValueError(f"unknown --size {self.size!r}; known sizes: {', '.join(SIZES)}")
         from train.data import find_images
 
-        find_images(self.content_dir)  # ValueError naming the folder if it holds no photo
+        find_images(self.content_folder)  # ValueError naming the folder if it holds no photo
+
+    @property
+    def content_folder(self) -> str:
+        return self.content_dir or str(DEFAULT_CONTENT)
+
+    @property
+    def model_dir(self) -> Path:
+        """Where the exported models go: --out-dir, else the user's styles folder."""
+        from livestyle.styles import user_dir
+
+        return Path(self.out_dir) if self.out_dir else user_dir()
+
+    @property
+    def style_images(self) -> list[str]:
+        return self.style_image.split(",") if self.style_image else []
+
+    @property
+    def names(self) -> list[str]:
+        return self.name.split(",")
+
+    @property
+    def generator_size(self) -> str:
+        if self.size != "auto":
+            return self.size
+        return "paint" if self.style_image else ("toon" if self.teacher == "cartoon" else "fast")
 
     @property
     def mode(self) -> str:

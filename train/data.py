@@ -67,22 +67,32 @@ class CropSampler:
     """Random crops (with random scale and flips) from a preloaded image folder."""
 
     def __init__(self, folder: str | Path, crop: int, teacher: Callable | None = None,
-                 shorter_side: int | None = None):
-        self.crop = crop
-        # decode at a size where a crop covers a face or a good part of a room
-        short = shorter_side or int(crop * 1.5)
+                 long_side: int = 0, jitter: float = 1.5, progress: Callable | None = None):
+        """`long_side`: photos are resized to it (0: to a short side of 1.5 crops). A teacher
+        with `parts` (the cartoon) also yields its layers: targets then have 7 channels,
+        RGB result, RGB flat colours, ink coverage. `progress(done, total)` is called as the
+        photos (and the teacher's targets) are prepared."""
+        self.crop, self.jitter = crop, jitter
         self.images: list[np.ndarray] = []
         self.targets: list[np.ndarray] = []
-        for path in split_images(folder)[0]:
+        paths = split_images(folder)[0]
+        parts = getattr(teacher, "parts", None)
+        for n, path in enumerate(paths):
             rgb = read_rgb(path)
-            s = short / min(rgb.shape[:2])
+            s = (long_side / max(rgb.shape[:2])) if long_side else int(crop * 1.5) / min(rgb.shape[:2])
             rgb = cv2.resize(rgb, None, fx=s, fy=s,
                              interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
             self.images.append(rgb)
-            if teacher is not None:
-                # teachers speak OpenCV's BGR
-                out = teacher(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-                self.targets.append(cv2.cvtColor(out, cv2.COLOR_BGR2RGB))
+            bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)  # teachers speak OpenCV's BGR
+            if parts is not None:
+                flat, cover = parts(bgr)
+                out = cv2.cvtColor(teacher(bgr), cv2.COLOR_BGR2RGB)
+                self.targets.append(np.dstack([out, cv2.cvtColor(flat, cv2.COLOR_BGR2RGB),
+                                               np.rint(cover * 255).astype(np.uint8)]))
+            elif teacher is not None:
+                self.targets.append(cv2.cvtColor(teacher(bgr), cv2.COLOR_BGR2RGB))
+            if progress is not None:
+                progress(n + 1, len(paths))
 
     def __len__(self) -> int:
         return len(self.images)
@@ -94,12 +104,15 @@ class CropSampler:
             i = int(rng.integers(len(self.images)))
             img = self.images[i]
             h, w = img.shape[:2]
-            side = min(h, w, int(self.crop * rng.uniform(1.0, 1.5)))
+            side = min(h, w, int(self.crop * rng.uniform(1.0, self.jitter)))
             y0, x0 = int(rng.integers(h - side + 1)), int(rng.integers(w - side + 1))
             flip = bool(rng.integers(2))
             pair = [img] + ([self.targets[i]] if self.targets else [])
             for src, dst in zip(pair, (xs, ys)):
-                c = cv2.resize(src[y0:y0 + side, x0:x0 + side], (self.crop, self.crop),
-                               interpolation=cv2.INTER_AREA)
+                c = src[y0:y0 + side, x0:x0 + side]
+                if side != self.crop:  # OpenCV resizes at most 4 channels at a time
+                    c = np.dstack([cv2.resize(c[..., i:i + 3], (self.crop, self.crop),
+                                              interpolation=cv2.INTER_AREA)
+                                   for i in range(0, c.shape[2], 3)])
                 dst.append(c[:, ::-1] if flip else c)
         return to_tensor(np.stack(xs)), (to_tensor(np.stack(ys)) if ys else None)

@@ -1,8 +1,11 @@
 """Quality of the shipped styles, measured on photos and clips that training never saw.
 
+Every frame goes the way `livestyle run` sends it on a CPU: held-out photos cropped to
+640x480, the scale `--scale auto` picks, the `auto` backend (OpenVINO here), back to 640x480.
 `python -m train.evaluate [--styles a,b]` writes docs/quality.md and docs/quality.json:
-- painting styles: style and content loss (the training definitions) on held-out photos;
-- teacher styles: PSNR and SSIM of the student against its teacher on held-out photos;
+- painting styles: style and content loss (the training definitions), and the style loss of
+  the output over that of the untouched photo (the style ratio; lower is more painting);
+- teacher styles: PSNR and SSIM of the student against its teacher on the same 640x480 frame;
 - every style: temporal stability on the clips in ../shared/data/video: the flow-warped error
   between consecutive stylized frames (Lai et al. 2018), next to the same figure for the input;
   and the output change for a 2 px shift and for sigma=2/255 noise, next to the input's.
@@ -19,7 +22,8 @@ import cv2
 import numpy as np
 import torch
 
-from livestyle.backends.onnxruntime import OnnxRuntimeBackend
+from livestyle import backends
+from livestyle.frames import auto_scale, postprocess, preprocess, processing_size
 from livestyle.styles import BUNDLED_DIR, read_style, style_files
 from train import losses
 from train.config import DEFAULT_CONTENT
@@ -29,7 +33,7 @@ from train.teachers import get_teacher
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEOS = DEFAULT_CONTENT.parent / "video"
-EVAL_SIDE = 256  # held-out photos are evaluated at this long side
+EVAL_SIZE = (640, 480)  # held-out photos are evaluated at the camera size users run
 MAX_FRAMES = 60  # per clip
 
 
@@ -106,13 +110,62 @@ def perturbation_changes(run, photos: list[np.ndarray]) -> dict:
             "noise_out": float(np.mean(noise_out))}
 
 
+def camera_frame(path: Path, size: tuple[int, int] = EVAL_SIZE) -> np.ndarray:
+    """A photo as a camera of `size` (w, h) would frame it: scaled to cover, centre-cropped."""
+    bgr = cv2.cvtColor(read_rgb(path), cv2.COLOR_RGB2BGR)
+    h, w = bgr.shape[:2]
+    s = max(size[0] / w, size[1] / h)
+    bgr = cv2.resize(bgr, (max(size[0], round(w * s)), max(size[1], round(h * s))),
+                     interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    y0, x0 = (bgr.shape[0] - size[1]) // 2, (bgr.shape[1] - size[0]) // 2
+    return np.ascontiguousarray(bgr[y0:y0 + size[1], x0:x0 + size[0]])
+
+
+def product_runner(backend):
+    """frame -> styled frame, the way the pipeline does it on a CPU (auto scale, blend 1)."""
+    def run(bgr: np.ndarray) -> np.ndarray:
+        h, w = bgr.shape[:2]
+        size = processing_size(w, h, auto_scale(w, h, gpu=False))
+        return postprocess(backend.infer(preprocess(bgr, size)), bgr)
+    return run
+
+
+def model_ms(backend, frame: np.ndarray, n: int = 30) -> float:
+    """Median milliseconds of the backend alone on `frame` (after 5 warm-up runs)."""
+    import time
+
+    times = []
+    for i in range(n + 5):
+        t = time.perf_counter()
+        backend.infer(frame)
+        if i >= 5:
+            times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1000)
+
+
+def style_losses(loss_net, grams, photos, outputs) -> tuple[list, list, list]:
+    """Per photo: style loss of the output, of the untouched photo, content loss."""
+    st, st_in, ct = [], [], []
+    with torch.no_grad():
+        for p, o in zip(photos, outputs):
+            x = to_tensor(cv2.cvtColor(p, cv2.COLOR_BGR2RGB))
+            y = to_tensor(cv2.cvtColor(o, cv2.COLOR_BGR2RGB))
+            ys, yc = loss_net(y)
+            xs, xc = loss_net(x)
+            st.append(float(losses.style_loss(ys, grams)))
+            st_in.append(float(losses.style_loss(xs, grams)))
+            ct.append(float(losses.content_loss(yc, xc)))
+    return st, st_in, ct
+
+
 def evaluate_style(path: Path, photos: list[np.ndarray], clips: dict[str, list[np.ndarray]],
                    loss_net) -> dict:
     style = read_style(path)
-    backend = OnnxRuntimeBackend(path)
-    run = lambda bgr: backend.infer(bgr).copy()  # noqa: E731
+    backend = backends.create("auto", path)
+    run = product_runner(backend)
     training = style.training
     row = {"style": style.name, "macs_per_pixel": style.macs_per_pixel,
+           "backend": backend.name, "ms_640x480": round(model_ms(backend, photos[0]), 1),
            "file_kb": round(path.stat().st_size / 1024), "steps": training.get("steps_done"),
            "train_seconds": training.get("seconds_this_run"),
            "stability_weight": training.get("stability_weight")}
@@ -122,26 +175,23 @@ def evaluate_style(path: Path, photos: list[np.ndarray], clips: dict[str, list[n
         targets = [teacher(p) for p in photos]
         row["psnr_vs_teacher"] = round(float(np.mean([psnr(o, t) for o, t in zip(outputs, targets)])), 2)
         row["ssim_vs_teacher"] = round(float(np.mean([ssim(o, t) for o, t in zip(outputs, targets)])), 3)
-    elif training.get("style_image") and Path(training["style_image"]).is_file():
+    elif training.get("style_image"):
+        image = training["style_image"].split(",")[training.get("style_index", 0)]
         with torch.no_grad():
-            s_feats, _ = loss_net(to_tensor(read_rgb(training["style_image"], training.get("style_side", 384))))
+            s_feats, _ = loss_net(to_tensor(read_rgb(image, training.get("style_side", 384))))
             grams = [losses.gram(f) for f in s_feats]
-            st, ct = [], []
-            for p, o in zip(photos, outputs):
-                x = to_tensor(cv2.cvtColor(p, cv2.COLOR_BGR2RGB))
-                y = to_tensor(cv2.cvtColor(o, cv2.COLOR_BGR2RGB))
-                ys, yc = loss_net(y)
-                _, xc = loss_net(x)
-                st.append(float(losses.style_loss(ys, grams)))
-                ct.append(float(losses.content_loss(yc, xc)))
+        st, st_in, ct = style_losses(loss_net, grams, photos, outputs)
         row["style_loss"] = round(float(np.mean(st)), 4)
+        row["style_ratio"] = round(float(np.mean(st) / np.mean(st_in)), 3)
         row["content_loss"] = round(float(np.mean(ct)), 4)
     row.update({k: round(v, 2) for k, v in perturbation_changes(run, photos[:8]).items()})
     row["clips"] = {}
     for name, frames in clips.items():
         styled = [run(f) for f in frames]
-        row["clips"][name] = {"warped_error_out": round(warped_error(styled, frames), 2),
-                              "warped_error_in": round(warped_error(frames, frames), 2)}
+        out_err, in_err = warped_error(styled, frames), warped_error(frames, frames)
+        row["clips"][name] = {"warped_error_out": round(out_err, 2),
+                              "warped_error_in": round(in_err, 2),
+                              "ratio": round(out_err / in_err, 2)}
     backend.close()
     return row
 
@@ -150,20 +200,25 @@ def markdown(rows: list[dict]) -> str:
     clip_names = sorted({c for r in rows for c in r["clips"]})
     lines = ["# Quality of the bundled styles", "",
              "Measured by `python -m train.evaluate` on held-out photos (never used in training) "
-             "and the clips in ../shared/data/video, through ONNX Runtime.",
-             "Stability columns are mean absolute changes in 0-255 units: the output's change "
-             "(re-aligned) for a 2 px input shift and for sigma=2/255 input noise, with the "
-             "input's own change in brackets; warped error is the flow-warped difference between "
-             "consecutive frames (Lai et al. 2018), output / input.", "",
-             "| style | style loss | content loss | PSNR vs teacher | SSIM vs teacher | shift 2px out (in) | noise out (in) | "
-             + " | ".join(f"warped err {c} (out / in)" for c in clip_names) + " |",
-             "|---" * (7 + len(clip_names)) + "|"]
+             "cropped to 640x480 and on the clips in ../shared/data/video, each frame sent the way "
+             "`livestyle run` sends it on a CPU (auto scale, auto backend).",
+             "Style ratio: style loss of the output over that of the untouched photo (floor: at most "
+             "0.5). PSNR/SSIM: against the teacher on the same 640x480 frame (floor: 25 dB, 0.80). "
+             "Warped error: flow-warped difference between consecutive frames (Lai et al. 2018), "
+             "output / input = ratio (floor: at most 4). Shift/noise: the output's mean change "
+             "(0-255, re-aligned) for a 2 px shift and sigma=2/255 noise, the input's own in brackets. "
+             "ms: the model alone on one 640x480 frame, median of 30.", "",
+             "| style | style ratio | content loss | PSNR vs teacher | SSIM vs teacher | ms 640x480 | "
+             "shift 2px out (in) | noise out (in) | "
+             + " | ".join(f"warped err {c} (out / in = ratio)" for c in clip_names) + " |",
+             "|---" * (8 + len(clip_names)) + "|"]
     for r in rows:
-        cells = [r["style"], r.get("style_loss", ""), r.get("content_loss", ""),
+        cells = [r["style"], r.get("style_ratio", ""), r.get("content_loss", ""),
                  r.get("psnr_vs_teacher", ""), r.get("ssim_vs_teacher", ""),
+                 f"{r.get('ms_640x480', '')} ({r.get('backend', '')})",
                  f"{r['shift_2px_out']} ({r['shift_2px_in']})", f"{r['noise_out']} ({r['noise_in']})"]
         cells += [f"{r['clips'][c]['warped_error_out']} / {r['clips'][c]['warped_error_in']}"
-                  if c in r["clips"] else "" for c in clip_names]
+                  f" = {r['clips'][c]['ratio']}" if c in r["clips"] else "" for c in clip_names]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -178,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
              if a.styles else sorted(BUNDLED_DIR.glob("*.onnx")))
     held = split_images(DEFAULT_CONTENT)[1]
     picks = [held[int(i)] for i in np.linspace(0, len(held) - 1, min(a.photos, len(held)))]
-    photos = [cv2.cvtColor(read_rgb(q, EVAL_SIDE), cv2.COLOR_RGB2BGR) for q in picks]
+    photos = [camera_frame(q) for q in picks]
     clips = {v.stem: read_clip(v) for v in sorted(VIDEOS.glob("*.mp4"))}
     loss_net = build_loss_net("efficientnet-lite0")
     rows = []

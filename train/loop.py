@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -33,6 +34,10 @@ SAMPLE_SIDE = 256
 
 class CheckpointError(RuntimeError):
     pass
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; the message says exactly what was saved."""
 
 
 def save_atomic(obj, path: Path) -> None:
@@ -69,19 +74,23 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 def sample_photos(cfg: TrainConfig, n: int = 4) -> list[np.ndarray]:
     """A fixed, evenly spread handful of held-out photos (RGB), for grids and export checks."""
-    paths = split_images(cfg.content_dir)[1]
+    paths = split_images(cfg.content_folder)[1]
     picks = [paths[int(i)] for i in np.linspace(0, len(paths) - 1, n)]
     return [read_rgb(p, SAMPLE_SIDE) for p in picks]
 
 
 def save_grid(generator: Generator, photos: list[np.ndarray], teacher, path: Path) -> None:
-    """Rows: photo | stylized (| teacher). Written atomically as PNG."""
+    """Rows: photo | stylized, one column per style (| teacher). Written atomically as PNG."""
     rows = []
     device = next(generator.parameters()).device
+    n_styles = generator.cfg.n_styles
     with torch.no_grad():
         for rgb in photos:
-            out = generator(to_tensor(rgb).to(device)).clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy()
-            cells = [rgb, (out * 255 + 0.5).astype(np.uint8)]
+            cells = [rgb]
+            for k in range(n_styles):
+                style = torch.tensor([k], device=device) if n_styles > 1 else None
+                out = generator(to_tensor(rgb).to(device), style).clamp(0, 1)
+                cells.append((out[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8))
             if teacher is not None:
                 cells.append(cv2.cvtColor(teacher(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)),
                                           cv2.COLOR_BGR2RGB))
@@ -97,6 +106,37 @@ def save_grid(generator: Generator, photos: list[np.ndarray], teacher, path: Pat
     finally:  # an interrupt mid-write must not leave the temporary file behind
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _prepare_progress(done: int, total: int) -> None:
+    if done == 1 or done == total or done % 50 == 0:
+        print(f"preparing training photos: {done}/{total}", file=sys.stderr, flush=True)
+
+
+class _StopFlag:
+    """While alive, the first SIGINT sets `raised` instead of raising; the second raises."""
+
+    def __init__(self):
+        import signal
+        import threading
+
+        self.raised = False
+        self._signal = signal
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.raised:
+            raise KeyboardInterrupt
+        self.raised = True
+        print("\nstopping after this step (Ctrl-C again to stop at once) ...", file=sys.stderr,
+              flush=True)
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            self._signal.signal(self._signal.SIGINT, self._previous)
+            self._previous = None
 
 
 class Progress:
@@ -124,8 +164,34 @@ class Progress:
             print(file=sys.stderr)
 
 
-def train(cfg: TrainConfig, resume: bool = False, export: bool = True) -> Path | None:
-    """Train a generator from `cfg`; returns the exported model path (on the master rank)."""
+def check_outputs(cfg: TrainConfig, resume: bool, overwrite: bool) -> list[str]:
+    """Refuse, before any work, what would destroy something: an existing model (unless
+    `overwrite`), a --resume with no checkpoint. Returns notes to print."""
+    from livestyle.styles import BUNDLED_DIR
+
+    ckpt = Path(cfg.run_dir) / cfg.name / "checkpoint.pt"
+    if resume and not ckpt.is_file():
+        raise CheckpointError(f"--resume: no checkpoint at {ckpt}; run without --resume to start "
+                              "training, or pass the --run-dir and --name of the run to continue")
+    notes = []
+    for name in cfg.names:
+        target = cfg.model_dir / f"{name}.onnx"
+        if target.exists() and not overwrite:
+            raise CheckpointError(f"{target} already exists; pass --overwrite to replace it, or "
+                                  "choose another --name")
+        bundled = BUNDLED_DIR / f"{name}.onnx"
+        if bundled.exists() and bundled.resolve() != target.resolve():
+            notes.append(f"note: your '{name}' will take precedence over the bundled style of "
+                         f"that name ({bundled})")
+    return notes
+
+
+def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
+          overwrite: bool = False) -> Path | None:
+    """Train a generator from `cfg`; returns the exported model path (on the master rank).
+
+    Raises CheckpointError (nothing done) for an output that exists without `overwrite` or a
+    `resume` with no checkpoint, TrainingInterrupted on Ctrl-C once a checkpoint is saved."""
     # -- distributed setup: torchrun sets WORLD_SIZE/RANK/LOCAL_RANK
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
     rank = int(os.environ.get("RANK", "0"))
@@ -143,27 +209,37 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True) -> Path |
         torch.set_num_threads(cfg.threads)
     run_dir = Path(cfg.run_dir) / cfg.name
     ckpt_path = run_dir / "checkpoint.pt"
+    notes = check_outputs(cfg, resume, overwrite) if master else []
+    for note in notes:
+        print(note, file=sys.stderr)
 
     try:
         # -- data and models
         teacher = get_teacher(cfg.teacher) if cfg.teacher else None
         if master:
-            print(f"livestyle train: {cfg.mode} mode, '{cfg.name}', reading {cfg.content_dir}",
+            print(f"livestyle train: {cfg.mode} mode, '{cfg.name}', reading {cfg.content_folder}"
+                  + (f" and running the {cfg.teacher} teacher on every photo" if teacher else ""),
                   file=sys.stderr, flush=True)
-        data = CropSampler(cfg.content_dir, cfg.crop, teacher)
+        data = CropSampler(cfg.content_folder, cfg.crop, teacher, long_side=cfg.long_side,
+                           jitter=cfg.scale_jitter, progress=_prepare_progress if master else None)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         # a student of a colour-keeping teacher adds its output to the input
-        gen_cfg = dataclasses.replace(SIZES[cfg.size], residual=cfg.teacher in KEEPS_COLOUR)
+        n_styles = max(1, len(cfg.style_images))
+        gen_cfg = dataclasses.replace(SIZES[cfg.generator_size], n_styles=n_styles,
+                                      residual=cfg.teacher in KEEPS_COLOUR)
         generator = Generator(gen_cfg).to(device)
+        toon = gen_cfg.head == "toon"
         critic = losses.PatchDiscriminator().to(device) if (
             teacher is not None and cfg.adversarial_weight > 0) else None
-        loss_net = build_loss_net(cfg.loss_net).to(device)
+        needs_loss_net = teacher is None or cfg.content_weight > 0
+        content_blocks = tuple(int(b) for b in cfg.content_blocks.split(","))
+        loss_net = build_loss_net(cfg.loss_net, content_blocks).to(device) if needs_loss_net else None
         g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.lr)
         d_opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=(0.5, 0.99)) if critic else None
 
         start = 0
         history: list[dict] = []  # {"step", "loss", <each term>} at every log step (master)
-        if resume and ckpt_path.exists():
+        if resume:
             ckpt = load_checkpoint(ckpt_path)
             if ckpt["config"] != cfg.to_dict():
                 diff = {k for k, v in cfg.to_dict().items() if ckpt["config"].get(k) != v}
@@ -181,77 +257,108 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True) -> Path |
         model = torch.nn.parallel.DistributedDataParallel(generator) if ddp else generator
 
         # -- fixed targets
-        style_grams = None
+        style_grams = None  # per loss-net layer: (n_styles, C, C)
         if cfg.style_image:
             with torch.no_grad():
-                style_feats, _ = loss_net(to_tensor(read_rgb(cfg.style_image, cfg.style_side)).to(device))
-                style_grams = [losses.gram(f) for f in style_feats]
+                per_style = [[losses.gram(f)[0] for f in loss_net(
+                    to_tensor(read_rgb(image, cfg.style_side)).to(device))[0]]
+                    for image in cfg.style_images]
+                style_grams = [torch.stack(layer) for layer in zip(*per_style)]
         photos = sample_photos(cfg) if master else []
         if master:
             run_dir.mkdir(parents=True, exist_ok=True)
         progress = Progress(cfg.steps, start) if master else None
 
+        def save_checkpoint(done: int) -> None:
+            state = {"step": done, "config": cfg.to_dict(),
+                     "generator": generator.state_dict(), "g_opt": g_opt.state_dict(),
+                     "history": history}
+            if critic:
+                state |= {"critic": critic.state_dict(), "d_opt": d_opt.state_dict()}
+            save_atomic(state, ckpt_path)
+
         # -- the loop
         t_start = time.perf_counter()
-        for step in range(start, cfg.steps):
-            rng = np.random.default_rng([cfg.seed, rank, step])
-            trng = torch.Generator().manual_seed(int(rng.integers(2**62)))
-            x, target = data.sample(rng, cfg.batch)
-            # perturbed on the CPU, where trng lives, then both moved to the device
-            xp, dy, dx = losses.perturb(x, trng)
-            x, xp = x.to(device), xp.to(device)
-            for group in g_opt.param_groups:
-                group["lr"] = lr_at(cfg, step)
+        # Ctrl-C (SIGINT) only raises a flag: the step in hand finishes, a checkpoint is saved
+        # at that step and TrainingInterrupted says so; a second Ctrl-C stops at once
+        stop = _StopFlag() if master else None
+        try:
+            for step in range(start, cfg.steps):
+                rng = np.random.default_rng([cfg.seed, rank, step])
+                trng = torch.Generator().manual_seed(int(rng.integers(2**62)))
+                x, target = data.sample(rng, cfg.batch)
+                # perturbed on the CPU, where trng lives, then both moved to the device
+                xp, dy, dx = losses.perturb(x, trng)
+                x, xp = x.to(device), xp.to(device)
+                for group in g_opt.param_groups:
+                    group["lr"] = lr_at(cfg, step)
 
-            # frame and perturbed frame go through the generator as one batch
-            both = model(torch.cat([x, xp]))
-            y, yp = both[: len(x)], both[len(x):]
-            logs = {}
-            y_feats_style, y_feats_content = loss_net(y)
-            if teacher is None:
-                with torch.no_grad():
-                    _, x_content = loss_net(x)
-                logs["style"] = cfg.style_weight * losses.style_loss(y_feats_style, style_grams)
-                logs["content"] = cfg.content_weight * losses.content_loss(y_feats_content, x_content)
-                logs["tv"] = cfg.tv_weight * losses.tv_loss(y)
-            else:
-                target = target.to(device)
-                with torch.no_grad():
-                    t_style, _ = loss_net(target)
-                logs["l1"] = cfg.l1_weight * (y - target).abs().mean() * 10.0
-                logs["edges"] = cfg.edge_weight * losses.gradient_l1(y, target)
-                logs["perceptual"] = cfg.content_weight * losses.content_loss(y_feats_style, t_style)
-            logs["stability"] = cfg.stability_weight * losses.stability_loss(y, yp, dy, dx)
-            if critic is not None:
-                g_adv, d_loss = losses.adversarial_losses(critic, y, target)
-                logs["adv"] = cfg.adversarial_weight * g_adv
-            total = sum(logs.values())
+                # each sample learns one of the paintings (a multi-style net), drawn like the crops
+                style = (torch.from_numpy(rng.integers(n_styles, size=len(x))).to(device)
+                         if n_styles > 1 else None)
+                # frame and perturbed frame go through the generator as one batch
+                both = model(torch.cat([x, xp]), None if style is None else torch.cat([style, style]),
+                             **({"parts": True} if toon else {}))
+                if toon:
+                    both, base, logit = both
+                    base, logit = base[: len(x)], logit[: len(x)]
+                y, yp = both[: len(x)], both[len(x):]
+                logs = {}
+                if teacher is None:
+                    y_feats_style, y_feats_content = loss_net(y)
+                    with torch.no_grad():
+                        _, x_content = loss_net(x)
+                    logs["style"] = cfg.style_weight * losses.style_loss(
+                        y_feats_style, style_grams, style)
+                    logs["content"] = cfg.content_weight * losses.content_loss(y_feats_content, x_content)
+                    logs["tv"] = cfg.tv_weight * losses.tv_loss(y)
+                else:
+                    target = target.to(device)
+                    if toon:  # the teacher's layers: result, flat colours, ink coverage
+                        target, flat, cover = target[:, :3], target[:, 3:6], target[:, 6:]
+                        logs["base"] = cfg.base_weight * (base - flat).abs().mean() * 10.0
+                        logs["lines"] = cfg.line_weight * losses.line_loss(logit, cover)
+                    logs["l1"] = cfg.l1_weight * (y - target).abs().mean() * 10.0
+                    logs["edges"] = cfg.edge_weight * losses.gradient_l1(y, target)
+                    if cfg.content_weight > 0:
+                        with torch.no_grad():
+                            t_style, _ = loss_net(target)
+                        logs["perceptual"] = cfg.content_weight * losses.content_loss(
+                            loss_net(y)[0], t_style)
+                logs["stability"] = cfg.stability_weight * losses.stability_loss(y, yp, dy, dx)
+                if critic is not None:
+                    g_adv, d_loss = losses.adversarial_losses(critic, y, target)
+                    logs["adv"] = cfg.adversarial_weight * g_adv
+                total = sum(logs.values())
 
-            g_opt.zero_grad(set_to_none=True)
-            total.backward()
-            g_opt.step()
-            if critic is not None:
-                d_opt.zero_grad(set_to_none=True)
-                d_loss.backward(inputs=list(critic.parameters()))
-                d_opt.step()
+                g_opt.zero_grad(set_to_none=True)
+                total.backward()
+                g_opt.step()
+                if critic is not None:
+                    d_opt.zero_grad(set_to_none=True)
+                    d_loss.backward(inputs=list(critic.parameters()))
+                    d_opt.step()
 
-            if master:
-                if step % cfg.log_every == 0 or step == cfg.steps - 1:
-                    # .item() is a host-device sync point: only on log steps
-                    values = {"loss": total.item(), **{k: v.item() for k, v in logs.items()}}
-                    history.append({"step": step, **values})
-                    progress.update(step, values)
-                done = step + 1
-                if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                    state = {"step": done, "config": cfg.to_dict(),
-                             "generator": generator.state_dict(), "g_opt": g_opt.state_dict(),
-                             "history": history}
-                    if critic:
-                        state |= {"critic": critic.state_dict(), "d_opt": d_opt.state_dict()}
-                    save_atomic(state, ckpt_path)
-                if done % cfg.sample_every == 0 or done == cfg.steps:
-                    save_grid(generator.eval(), photos, teacher, run_dir / f"samples_{done:06d}.png")
-                    generator.train()
+                if master:
+                    if step % cfg.log_every == 0 or step == cfg.steps - 1:
+                        # .item() is a host-device sync point: only on log steps
+                        values = {"loss": total.item(), **{k: v.item() for k, v in logs.items()}}
+                        history.append({"step": step, **values})
+                        progress.update(step, values)
+                    done = step + 1
+                    if done % cfg.checkpoint_every == 0 or done == cfg.steps or stop.raised:
+                        save_checkpoint(done)
+                    if done % cfg.sample_every == 0 or done == cfg.steps:
+                        save_grid(generator.eval(), photos, teacher, run_dir / f"samples_{done:06d}.png")
+                        generator.train()
+                    if stop.raised:
+                        progress.close()
+                        raise TrainingInterrupted(
+                            f"interrupted: step {done} of {cfg.steps} saved to {ckpt_path}; continue "
+                            "with the same command and --resume")
+        finally:
+            if stop:
+                stop.restore()
         if progress:
             progress.close()
 
@@ -261,11 +368,21 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True) -> Path |
             meta_training = cfg.to_dict() | {
                 "steps_done": cfg.steps, "seconds_this_run": round(time.perf_counter() - t_start),
                 "resumed_from_step": start}
-            out = export_onnx(generator.cpu().eval(), Path(cfg.out_dir) / f"{cfg.name}.onnx",
-                              style=cfg.name, description=cfg.description,
-                              training=meta_training, check_images=checks)
-            print(f"wrote {out}; run it with: livestyle run --style {out.stem}", file=sys.stderr)
-            return out
+            generator = generator.cpu().eval()
+            descriptions = cfg.description.split("|")
+            outs = []
+            for k, name in enumerate(cfg.names):
+                one = generator.single_style(k).eval() if n_styles > 1 else generator
+                outs.append(export_onnx(
+                    one, cfg.model_dir / f"{name}.onnx", style=name,
+                    description=descriptions[k % len(descriptions)],
+                    training=meta_training | {"style_index": k}, check_images=checks))
+                from livestyle.styles import user_dir
+
+                found = cfg.model_dir.resolve() == user_dir().resolve()
+                print(f"wrote {outs[-1]}; run it with: livestyle run --style "
+                      f"{name if found else shlex.quote(str(outs[-1]))}", file=sys.stderr)
+            return outs[0]
         return None
     finally:
         if ddp:

@@ -17,9 +17,24 @@ def relative_mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(x, target) / (target.pow(2).mean() + 1e-8)
 
 
-def style_loss(feats: list[torch.Tensor], target_grams: list[torch.Tensor]) -> torch.Tensor:
-    return sum(relative_mse(gram(f), g.expand(f.shape[0], -1, -1)) for f, g in
-               zip(feats, target_grams)) / len(feats)
+def style_loss(feats: list[torch.Tensor], target_grams: list[torch.Tensor],
+               style: torch.Tensor | None = None) -> torch.Tensor:
+    """Gram-matrix loss; `target_grams` holds per layer (n_styles, C, C) and `style` (N,)
+    picks each sample's painting (None: style 0 for all). Normalised per sample, so paintings
+    with strong and weak features weigh alike."""
+    total = 0.0
+    for f, g in zip(feats, target_grams):
+        t = g[style] if style is not None else g[:1].expand(f.shape[0], -1, -1)
+        err = (gram(f) - t).pow(2).mean(dim=(1, 2)) / (t.pow(2).mean(dim=(1, 2)) + 1e-8)
+        total = total + err.mean()
+    return total / len(feats)
+
+
+def line_loss(logit: torch.Tensor, cover: torch.Tensor, pos_weight: float = 3.0) -> torch.Tensor:
+    """Outlines as their own output: BCE of the ink logits against the teacher's coverage
+    (0-1). Lines are ~10% of the pixels and hold most of the error: positives weigh 3x."""
+    w = torch.tensor(pos_weight, device=logit.device)
+    return F.binary_cross_entropy_with_logits(logit, cover, pos_weight=w) * 10.0
 
 
 def content_loss(feats: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:

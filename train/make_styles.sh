@@ -1,31 +1,56 @@
 #!/usr/bin/env bash
-# Trains the bundled styles in engines/, one after another, each resumable (--resume).
-# Usage: bash train/make_styles.sh [name ...]    (no names: all of them)
+# Trains the bundled styles in engines/. Each group is one resumable run (--resume), so a
+# killed run continues where its last checkpoint left it; the two groups can run side by side.
+# Usage: bash train/make_styles.sh [paintings|cartoon|sketch ...]    (no names: all of them)
 # Content photos and paintings come from ../shared/data; see engines/README.md for the record.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S=../shared/data/styles
-# style weight 3: with the U-Net skips the content survives easily, and at weight 1 the
-# paintings came out as little more than a colour grade (starry-night, 1000 steps)
-COMMON=(--size fast --crop 160 --batch 4 --steps 1000 --style-weight 3 --sample-every 100
-        --run-dir runs --resume)
-declare -A ARGS=(
-  [starry-night]="--style-image $S/starry_night.jpg --style-weight 1 --description Vincent+van+Gogh,+The+Starry+Night+(1889)"
-  [great-wave]="--style-image $S/great_wave.jpg --description Hokusai,+The+Great+Wave+off+Kanagawa+(c.1831)"
-  [the-scream]="--style-image $S/the_scream.jpg --description Edvard+Munch,+The+Scream+(1893)"
-  [composition-vii]="--style-image $S/composition_vii.jpg --description Wassily+Kandinsky,+Composition+VII+(1913)"
-  [udnie]="--style-image $S/udnie.jpg --description Francis+Picabia,+Udnie+(1913)"
-  [the-kiss]="--style-image $S/the_kiss.jpg --description Gustav+Klimt,+The+Kiss+(1907-08)"
-  [grande-jatte]="--style-image $S/grande_jatte.jpg --description Georges+Seurat,+La+Grande+Jatte+(1884-86)"
-  [cartoon]="--teacher cartoon --steps 1500 --description Cartoon:+flat+colours+and+clean+outlines+(learned+from+our+cartoon+filter)"
-  [sketch]="--teacher sketch --steps 1500 --description Pencil+sketch+(learned+from+our+sketch+filter)"
+COMMON=(--content-dir ../shared/data/content --out-dir engines --run-dir runs --overwrite
+        --sample-every 250 --checkpoint-every 50)
+# continue a run that has a checkpoint, start the others
+resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
+# the eight paintings are one network with conditional instance norm (Dumoulin et al. 2017):
+# it shares the convolutions' training across styles, and exports one model per painting
+PAINTINGS=(
+  "starry-night|$S/starry_night.jpg|Vincent van Gogh, The Starry Night (1889)"
+  "great-wave|$S/great_wave.jpg|Hokusai, The Great Wave off Kanagawa (c.1831)"
+  "the-scream|$S/the_scream.jpg|Edvard Munch, The Scream (1893)"
+  "composition-vii|$S/composition_vii.jpg|Wassily Kandinsky, Composition VII (1913)"
+  "udnie|$S/udnie.jpg|Francis Picabia, Udnie (1913)"
+  "the-kiss|$S/the_kiss.jpg|Gustav Klimt, The Kiss (1907-08)"
+  "grande-jatte|$S/grande_jatte.jpg|Georges Seurat, A Sunday Afternoon on La Grande Jatte (1884-86)"
+  "woman-with-hat|$S/woman_with_hat.jpg|Henri Matisse, Woman with a Hat (1905)"
 )
-ORDER=(cartoon sketch starry-night great-wave the-scream composition-vii udnie the-kiss grande-jatte)
-for name in "${@:-${ORDER[@]}}"; do
-  read -r -a extra <<<"${ARGS[$name]}"
-  # descriptions are stored with + for spaces in the table above to survive word splitting
-  for i in "${!extra[@]}"; do extra[$i]=${extra[$i]//+/ }; done
-  # per-style flags come last, so they override the common ones
-  echo "== $name: python -m train --name $name ${COMMON[*]} ${extra[*]}"
-  python -m train --name "$name" "${COMMON[@]}" "${extra[@]}"
+paintings() {
+  local names=() images=() descs=()
+  for p in "${PAINTINGS[@]}"; do
+    IFS='|' read -r n i d <<<"$p"
+    names+=("$n"); images+=("$i"); descs+=("$d")
+  done
+  local IFS=,
+  local name_list="${names[*]}" image_list="${images[*]}"
+  IFS='|'
+  python -m train --name "$name_list" --style-image "$image_list" --description "${descs[*]}" \
+    --size paint --crop 160 --batch 4 --steps 6000 "${COMMON[@]}" $(resume "$name_list")
+}
+cartoon() {
+  # camera-scale targets (photos at a 640 px long side, crops cut at that scale, no resize);
+  # the toon head learns the base colours and the teacher's cleaned outlines separately
+  python -m train --name cartoon --teacher cartoon --size toon --crop 160 --batch 8 \
+    --scale-jitter 1.0 --steps 3000 --lr 0.001 --lr-final 0.0001 --content-weight 0 \
+    --description "Cartoon: flat colours and clean outlines (learned from our cartoon filter)" \
+    "${COMMON[@]}" $(resume cartoon)
+}
+sketch() {
+  python -m train --name sketch --teacher sketch --size fast --long-side 0 --crop 160 \
+    --scale-jitter 1.5 --steps 1500 --content-weight 0.7 --content-blocks 3,5 \
+    --description "Pencil sketch (learned from our sketch filter)" "${COMMON[@]}" \
+    $(resume sketch)
+}
+TODO=("$@")
+[ ${#TODO[@]} -gt 0 ] || TODO=(paintings cartoon)
+for group in "${TODO[@]}"; do
+  echo "== $group"
+  "$group"
 done

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from .cartoon import cartoon
+from .cartoon import cartoon, cartoon_parts
 from .sketch import sketch
 
 Teacher = Callable[[np.ndarray], np.ndarray]
@@ -24,6 +24,10 @@ Teacher = Callable[[np.ndarray], np.ndarray]
 # teachers whose output keeps the photo's colours: their students add their output to the
 # input (GeneratorConfig.residual), which they learn far faster; a sketch discards colour
 KEEPS_COLOUR = {"cartoon"}
+
+# a teacher may expose its layers as `parts(image) -> (flat BGR, ink coverage)`: students with
+# the toon head learn each layer on its own
+cartoon.parts = cartoon_parts
 
 TEACHERS: dict[str, Teacher] = {
     "cartoon": cartoon,

@@ -157,8 +157,9 @@ def _drop_small_components(mask: np.ndarray, min_area: int) -> np.ndarray:
     return keep[labels]
 
 
-def cartoon(image_bgr: np.ndarray) -> np.ndarray:
-    """Return a cartoon rendering of ``image_bgr`` (uint8 BGR HxWx3 -> same)."""
+def cartoon_parts(image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two layers the cartoon is made of: (flat colours uint8 BGR HxWx3, ink coverage
+    float32 HxW in [0, 1]). Students are supervised on each layer separately."""
     if image_bgr.dtype != np.uint8 or image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
         raise ValueError(f"expected uint8 HxWx3 BGR image, got {image_bgr.dtype} {image_bgr.shape}")
     # OpenCV rejects some views (e.g. negative strides); copy only if needed.
@@ -182,8 +183,16 @@ def cartoon(image_bgr: np.ndarray) -> np.ndarray:
         cover = cv2.resize(cover, (w, h), interpolation=cv2.INTER_LINEAR)
     # Coverage is snapped to a few levels to keep the palette small (flat
     # colours are the point of this teacher).
-    cover = np.round(cover * INK_LEVELS) / INK_LEVELS
-    # Ink is a very dark shade of the underlying colour rather than pure
-    # black, which reads as a softer, hand-drawn line.
+    return flat, np.round(cover * INK_LEVELS) / INK_LEVELS
+
+
+def ink(flat: np.ndarray, cover: np.ndarray) -> np.ndarray:
+    """Composite the layers: ink is a very dark shade of the underlying colour rather than
+    pure black, which reads as a softer, hand-drawn line."""
     shade = 1.0 - (1.0 - INK_SHADE) * cover[..., None]
     return np.clip(flat.astype(np.float32) * shade + 0.5, 0, 255).astype(np.uint8)
+
+
+def cartoon(image_bgr: np.ndarray) -> np.ndarray:
+    """Return a cartoon rendering of ``image_bgr`` (uint8 BGR HxWx3 -> same)."""
+    return ink(*cartoon_parts(image_bgr))
