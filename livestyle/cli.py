@@ -166,7 +166,12 @@ def main(argv: list[str] | None = None) -> int:
             return bench(a.args)
         if a.command == "train":
             try:
-                from train.__main__ import main as train
+                try:  # installed from a wheel, the trainer lives inside the package
+                    from livestyle.train.__main__ import main as train
+                except ModuleNotFoundError as e:
+                    if e.name not in ("livestyle.train", "livestyle.train.__main__"):
+                        raise
+                    from train.__main__ import main as train  # a source checkout
             except ImportError as e:
                 print(f"livestyle train needs the trainer's packages ({e.name}): "
                       "pip install -e .[train]", file=sys.stderr)

@@ -10,17 +10,50 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 FORMAT_VERSION = 1
 IO_CONVENTION = "uint8 BGR NHWC in, uint8 BGR NHWC out, any height and width"
-BUNDLED_DIR = Path(__file__).resolve().parents[1] / "engines"
+# an installed wheel carries the styles inside the package (livestyle/engines); a source
+# checkout keeps them in the repository's top-level engines/
+_HERE = Path(__file__).resolve().parent
+BUNDLED_DIR = _HERE / "engines" if (_HERE / "engines").is_dir() else _HERE.parent / "engines"
+
+
+BUNDLED, USER = "bundled", "user"
+
+
+def default_user_dir() -> Path:
+    return Path.home() / ".local" / "share" / "livestyle" / "styles"
 
 
 def user_dir() -> Path:
-    default = Path.home() / ".local" / "share" / "livestyle" / "styles"
-    return Path(os.environ.get("LIVESTYLE_STYLES", default))
+    """$LIVESTYLE_STYLES, or the default folder when it is unset or empty (an empty value is
+    never the current folder; `user_dir_problem` reports it)."""
+    env = os.environ.get("LIVESTYLE_STYLES", "")
+    return Path(env).expanduser() if env.strip() else default_user_dir()
+
+
+def user_dir_problem() -> str:
+    """What is wrong with $LIVESTYLE_STYLES ('' if it is unset or names a folder). A folder
+    that does not exist yet is fine when it is the default: nobody has trained a style."""
+    env = os.environ.get("LIVESTYLE_STYLES")
+    if env is None:
+        d = default_user_dir()
+        return f"the styles folder {d} is a file, not a folder" if d.exists() and not d.is_dir() else ""
+    if not env.strip():
+        return (f"LIVESTYLE_STYLES is set but empty, so your styles are read from the default "
+                f"folder {default_user_dir()}; unset it or set it to your styles folder")
+    p = Path(env).expanduser()
+    if not p.exists():
+        return (f"LIVESTYLE_STYLES={env} does not exist, so no styles of yours are listed; "
+                "create the folder or fix the variable")
+    if not p.is_dir():
+        return (f"LIVESTYLE_STYLES={env} is a file, not a folder, so no styles of yours are "
+                "listed; set it to the folder that holds your .onnx styles")
+    return ""
 
 
 class StyleError(ValueError):

@@ -9,7 +9,7 @@ import argparse
 import dataclasses
 import sys
 
-from train.config import TrainConfig
+from .config import TrainConfig
 
 EXAMPLES = """examples:
   livestyle train --style-image ../shared/data/styles/starry_night.jpg --name my-starry \\
@@ -26,7 +26,7 @@ steps on a 2-core laptop CPU; a GPU takes a minute or two.
 
 def build_parser() -> argparse.ArgumentParser:
     from livestyle.generator import SIZES  # imports torch, which training needs anyway
-    from train.teachers import TEACHERS
+    from .teachers import TEACHERS
 
     p = argparse.ArgumentParser(
         prog="livestyle train", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"livestyle train: {e}", file=sys.stderr)
         return 2
-    from train.loop import CheckpointError, TrainingInterrupted, train
+    from .loop import CheckpointError, TrainingInterrupted, train
 
     try:
         train(cfg, resume=resume, overwrite=overwrite)

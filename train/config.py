@@ -97,7 +97,7 @@ class TrainConfig:
         if self.steps < 1 or self.batch < 1:
             raise ValueError("--steps and --batch must be positive")
         # names that would otherwise fail later, inside train(), as a traceback
-        from train.teachers import TEACHERS
+        from .teachers import TEACHERS
 
         if self.teacher is not None and self.teacher not in TEACHERS:
             raise ValueError(f"unknown teacher {self.teacher!r}; known teachers: "
@@ -106,7 +106,7 @@ class TrainConfig:
 
         if self.size != "auto" and self.size not in SIZES:
             raise ValueError(f"unknown --size {self.size!r}; known sizes: {', '.join(SIZES)}")
-        from train.data import find_images
+        from .data import find_images
 
         find_images(self.content_folder)  # ValueError naming the folder if it holds no photo
 

@@ -25,11 +25,11 @@ import torch
 from livestyle import backends
 from livestyle.frames import auto_scale, postprocess, preprocess, processing_size
 from livestyle.styles import BUNDLED_DIR, read_style, style_files
-from train import losses
-from train.config import DEFAULT_CONTENT
-from train.data import read_rgb, split_images, to_tensor
-from train.lossnet import build_loss_net
-from train.teachers import get_teacher
+from . import losses
+from .config import DEFAULT_CONTENT
+from .data import read_rgb, split_images, to_tensor
+from .lossnet import build_loss_net
+from .teachers import get_teacher
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEOS = DEFAULT_CONTENT.parent / "video"

@@ -14,8 +14,8 @@ import numpy as np
 
 from livestyle.backends.onnxruntime import OnnxRuntimeBackend
 from livestyle.styles import BUNDLED_DIR, read_style
-from train.config import DEFAULT_CONTENT
-from train.data import split_images
+from .config import DEFAULT_CONTENT
+from .data import split_images
 
 REPO = Path(__file__).resolve().parents[1]
 # faces first (what a webcam sees), then rooms and a scene

@@ -22,14 +22,18 @@ import torch
 import torch.distributed as dist
 
 from livestyle.generator import SIZES, Generator
-from train import losses
-from train.config import TrainConfig
-from train.data import CropSampler, read_rgb, split_images, to_tensor
-from train.export import export_onnx
-from train.lossnet import build_loss_net
-from train.teachers import KEEPS_COLOUR, get_teacher
+from . import losses
+from .config import TrainConfig
+from .data import CropSampler, read_rgb, split_images, to_tensor
+from .export import export_onnx
+from .lossnet import build_loss_net
+from .teachers import KEEPS_COLOUR, get_teacher
 
 SAMPLE_SIDE = 256
+# settings a resumed run may change: more --steps extends a run (the learning rate follows
+# the new schedule from the step reached); the rest is bookkeeping
+RESUMABLE = {"steps", "log_every", "sample_every", "checkpoint_every", "threads", "out_dir",
+             "description"}
 
 
 class CheckpointError(RuntimeError):
@@ -241,10 +245,13 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
         history: list[dict] = []  # {"step", "loss", <each term>} at every log step (master)
         if resume:
             ckpt = load_checkpoint(ckpt_path)
-            if ckpt["config"] != cfg.to_dict():
-                diff = {k for k, v in cfg.to_dict().items() if ckpt["config"].get(k) != v}
+            diff = {k for k, v in cfg.to_dict().items() if ckpt["config"].get(k) != v} - RESUMABLE
+            if diff:
                 raise CheckpointError(f"{ckpt_path} was made with different settings "
                                       f"({', '.join(sorted(diff))}); resume with the same ones")
+            if ckpt["step"] > cfg.steps:
+                raise CheckpointError(f"{ckpt_path} is at step {ckpt['step']}, past --steps "
+                                      f"{cfg.steps}; pass at least that many steps")
             generator.load_state_dict(ckpt["generator"])
             g_opt.load_state_dict(ckpt["g_opt"])
             if critic:

@@ -32,7 +32,7 @@ paintings() {
   local name_list="${names[*]}" image_list="${images[*]}"
   IFS='|'
   python -m train --name "$name_list" --style-image "$image_list" --description "${descs[*]}" \
-    --size paint --crop 160 --batch 4 --steps 6000 "${COMMON[@]}" $(resume "$name_list")
+    --size paint --crop 160 --batch 4 --steps 12000 "${COMMON[@]}" $(resume "$name_list")
 }
 cartoon() {
   # camera-scale targets (photos at a 640 px long side, crops cut at that scale, no resize);

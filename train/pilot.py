@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from train.config import DEFAULT_CONTENT, TrainConfig
-from train.loop import train
+from .config import DEFAULT_CONTENT, TrainConfig
+from .loop import train
 
 REPO = Path(__file__).resolve().parents[1]
 CANDIDATES = {

@@ -41,7 +41,7 @@ TEACHER_NOTE = ("Our own filter in train/teachers/; the student learned it on th
 def command(training: dict) -> str:
     """The training command, rebuilt from the config stored in the model: every setting
     that differs from TrainConfig's defaults, so it reproduces this very model."""
-    from train.config import TrainConfig
+    from .config import TrainConfig
 
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     flags = [f"--name {training.get('name', '?')}"]
