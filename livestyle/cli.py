@@ -112,19 +112,32 @@ def cmd_run(a) -> int:
 
 
 def cmd_styles(_a) -> int:
-    from livestyle.styles import BUNDLED_DIR, StyleError, read_style, style_files, user_dir
+    import os
+    from dataclasses import replace
 
-    files = style_files()
-    if not files:
-        print(f"no styles installed (looked in {BUNDLED_DIR} and {user_dir()}).\n"
+    from livestyle.styles import BUNDLED_DIR, catalogue, user_dir, user_dir_problem
+
+    env = os.environ.get("LIVESTYLE_STYLES", "").strip()
+    problem = user_dir_problem()
+    entries = catalogue(read_all=True)
+    print(f"bundled: {BUNDLED_DIR}\nyours:   {user_dir()}"
+          f"{'  ($LIVESTYLE_STYLES)' if env else ''} (overrides bundled styles of the same name)")
+    if not entries:
+        print(f"no styles installed.\n"
               "Make one with `livestyle train --style-image PAINTING.jpg --name NAME`.")
-        return 1
-    for i, (name, path) in enumerate(files.items(), 1):
-        try:
-            print(f"{i:2}. {read_style(path).summary}")
-        except StyleError as e:
-            print(f"{i:2}. {name:<16} UNREADABLE: {e}")
-    return 0
+    i = 0
+    for e in entries:
+        if e.used:
+            i += 1
+        # the file's name is what --style takes, whatever name its metadata carries
+        text = (replace(e.style, name=e.name).summary if e.style else
+                f"{e.name:<16} UNREADABLE: {e.error}")
+        where = e.origin + (f"; {e.note}" if e.note else "")
+        print(f"{i:2}. {text}  ({where})" if e.used else f"    {text}  ({where})")
+    if problem:
+        print(f"livestyle: {problem}", file=sys.stderr)
+        return 2
+    return 0 if entries else 1
 
 
 def cmd_build(a) -> int:

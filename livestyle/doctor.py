@@ -14,7 +14,7 @@ from livestyle.backends import AUTO_ORDER, REGISTRY, BackendUnavailable, create
 from livestyle.gpu import cuda_device_count
 from livestyle.sinks.preview import display_available
 from livestyle.sinks.vcam import setup_help
-from livestyle.styles import StyleError, read_style, style_files
+from livestyle.styles import catalogue, user_dir_problem
 
 OK, NO = "ok ", "-- "
 
@@ -67,17 +67,20 @@ def main() -> int:
     lines.append((count > 0, f"NVIDIA GPU: {count} CUDA device(s)" if count else
                   f"NVIDIA GPU: {why} (the CPU backends are used)"))
 
-    styles = style_files()
-    probe = None
-    for path in styles.values():
-        try:
-            read_style(path)
-            probe = path
-            break
-        except StyleError:
-            continue
-    lines.append((probe is not None, f"styles: {len(styles)} installed" if styles else
+    entries = catalogue(read_all=True)
+    used = [e for e in entries if e.used]
+    good = [e for e in used if e.style]
+    probe = good[0].path if good else None
+    lines.append((bool(good), f"styles: {len(good)} installed" if good else
+                  f"styles: none of the {len(used)} found can be read" if used else
                   "styles: none installed; `livestyle train` makes one"))
+    for e in entries:
+        if e.error:  # each broken file, also one that a bundled style of its name stands in for
+            lines.append((False, f"style {e.name} ({e.origin}) is BROKEN: {e.error}"
+                          + (f"\n     -> {e.note}" if e.note else "")))
+    problem = user_dir_problem()
+    if problem:
+        lines.append((False, f"styles folder: {problem}"))
     for name in AUTO_ORDER + ["torch"]:
         module = REGISTRY[name][0]
         if probe is None:

@@ -2,7 +2,9 @@
 
 A style is one `<name>.onnx` file whose metadata (written by train/export.py) says what it is.
 Search order, later folders overriding earlier ones on a name clash: the bundled `engines/`,
-then `$LIVESTYLE_STYLES` (default ~/.local/share/livestyle/styles).
+then `$LIVESTYLE_STYLES` (default ~/.local/share/livestyle/styles). A user style that cannot
+be read never hides a bundled style of its name: the bundled one is used, and `livestyle
+styles`, `livestyle doctor` and `run` say so.
 """
 
 from __future__ import annotations
@@ -16,10 +18,7 @@ from pathlib import Path
 
 FORMAT_VERSION = 1
 IO_CONVENTION = "uint8 BGR NHWC in, uint8 BGR NHWC out, any height and width"
-# an installed wheel carries the styles inside the package (livestyle/engines); a source
-# checkout keeps them in the repository's top-level engines/
-_HERE = Path(__file__).resolve().parent
-BUNDLED_DIR = _HERE / "engines" if (_HERE / "engines").is_dir() else _HERE.parent / "engines"
+BUNDLED_DIR = Path(__file__).resolve().parents[1] / "engines"
 
 
 BUNDLED, USER = "bundled", "user"
@@ -138,14 +137,80 @@ def _io_mismatch(graph) -> str:
     return ""
 
 
-def style_files(dirs: list[Path] | None = None) -> dict[str, Path]:
-    """name -> path for every `*.onnx` in the search folders (no file is opened)."""
-    found: dict[str, Path] = {}
-    for d in dirs if dirs is not None else [BUNDLED_DIR, user_dir()]:
+@dataclass
+class Entry:
+    """One `<name>.onnx` found in a search folder, and whether it is the one used."""
+
+    name: str
+    path: Path
+    origin: str  # BUNDLED or USER
+    used: bool = True
+    error: str = ""  # why it cannot be read ('' when it was not read, or reads fine)
+    note: str = ""  # the clash, when another file has the same name
+    style: Style | None = None  # its metadata, when it was read
+
+
+def _folders(dirs: list[Path] | None) -> list[tuple[Path, str]]:
+    if dirs is None:
+        return [(BUNDLED_DIR, BUNDLED), (user_dir(), USER)]
+    bundled = BUNDLED_DIR.resolve()
+    return [(d, BUNDLED if d.resolve() == bundled else USER) for d in dirs]
+
+
+def _read(e: Entry) -> None:
+    try:
+        e.style = read_style(e.path)
+    except StyleError as err:
+        e.error = str(err)
+
+
+def catalogue(dirs: list[Path] | None = None, read_all: bool = False) -> list[Entry]:
+    """Every style file in the search folders, in listing order, each marked used or not.
+
+    A later folder's file overrides an earlier one of the same name, unless it cannot be read:
+    then the earlier one stays in use and the broken one says why. Only clashing files are
+    opened, unless `read_all` (which also fills `error` for every other unreadable file)."""
+    by_name: dict[str, list[Entry]] = {}
+    for d, origin in _folders(dirs):
         if d.is_dir():
             for p in sorted(d.glob("*.onnx")):
-                found[p.stem] = p
-    return found
+                by_name.setdefault(p.stem, []).append(Entry(p.stem, p, origin))
+    out: list[Entry] = []
+    for name in by_name:  # bundled names first, then the user's new ones
+        entries = by_name[name]
+        if read_all or len(entries) > 1:
+            for e in entries:
+                _read(e)
+        winner = entries[-1]
+        for e in reversed(entries):  # the last readable one wins; all broken: the last
+            if not e.error:
+                winner = e
+                break
+        for e in entries:
+            e.used = e is winner
+            if len(entries) == 1:
+                continue
+            if e is winner and e is not entries[-1]:
+                broken = entries[-1]
+                e.note = (f"used because your {name} ({broken.path}) cannot be read")
+            elif e is winner:
+                e.note = "overrides " + ", ".join(f"the {o.origin} {name} ({o.path})"
+                                                  for o in entries if o is not e)
+            elif e.error:
+                e.note = f"the {winner.origin} {name} is used instead"
+            else:
+                e.note = f"overridden by the {winner.origin} {name} ({winner.path})"
+        out.append(winner)  # the one used first, then what it hides
+        out.extend(e for e in entries if e is not winner)
+    return out
+
+
+def style_files(dirs: list[Path] | None = None) -> dict[str, Path]:
+    """name -> path of the file used for every style name (only clashing files are opened)."""
+    return {e.name: e.path for e in catalogue(dirs) if e.used}
+
+
+_warned: set = set()  # what resolve has warned about, once per process
 
 
 def resolve(name_or_path: str, dirs: list[Path] | None = None) -> Style:
@@ -155,14 +220,26 @@ def resolve(name_or_path: str, dirs: list[Path] | None = None) -> Style:
         if not p.is_file():
             raise StyleError(f"model file not found: {p}")
         return read_style(p)
-    files = style_files(dirs)
+    entries = catalogue(dirs)
+    used = {e.name: e for e in entries if e.used}
+    files = {name: e.path for name, e in used.items()}
+    problem = user_dir_problem() if dirs is None else ""
+    if problem and "LIVESTYLE_STYLES" not in _warned:
+        _warned.add("LIVESTYLE_STYLES")
+        print(f"livestyle: warning: {problem}", file=sys.stderr)
+    for e in entries:
+        if e.name == name_or_path and not e.used and e.error and e.path not in _warned:
+            _warned.add(e.path)
+            print(f"livestyle: warning: {e.error}\n  -> using the {used[e.name].origin} "
+                  f"{e.name} ({files[e.name]}) instead; fix or delete {e.path}", file=sys.stderr)
     if name_or_path in files:
         return read_style(files[name_or_path])
+    why = f" ({problem})" if problem else ""
     if not files:
         raise StyleError(f"unknown style {name_or_path!r}: no styles are installed "
-                         f"(looked in {BUNDLED_DIR} and {user_dir()}); train one with "
+                         f"(looked in {BUNDLED_DIR} and {user_dir()}){why}; train one with "
                          "`livestyle train` or pass a model path")
     near = difflib.get_close_matches(name_or_path, list(files), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(near)}?" if near else ""
     raise StyleError(f"unknown style {name_or_path!r}.{hint} Installed: {', '.join(files)} "
-                     "(`livestyle styles` lists them).")
+                     f"(`livestyle styles` lists them).{why}")
