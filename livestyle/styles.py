@@ -18,7 +18,10 @@ from pathlib import Path
 
 FORMAT_VERSION = 1
 IO_CONVENTION = "uint8 BGR NHWC in, uint8 BGR NHWC out, any height and width"
-BUNDLED_DIR = Path(__file__).resolve().parents[1] / "engines"
+# an installed wheel carries the styles inside the package (livestyle/engines); a source
+# checkout keeps them in the repository's top-level engines/
+_HERE = Path(__file__).resolve().parent
+BUNDLED_DIR = _HERE / "engines" if (_HERE / "engines").is_dir() else _HERE.parent / "engines"
 
 
 BUNDLED, USER = "bundled", "user"
