@@ -3,12 +3,21 @@
 Real-time policy: a live source never queues. The capture thread overwrites a one-frame slot,
 so a slow consumer sees the newest frame and the frames it never saw are counted as dropped.
 A file is different: every frame is delivered in order (an output video keeps every frame),
-paced at the file's own rate only when someone is watching.
+paced at the file's own rate only when someone is watching. A URL is a file when its
+container announces a frame count (a clip over HTTP): read in order, it ends at its end;
+only a live stream (no frame count) reconnects. A file that ends before the frame count its
+container announces is reported as truncated.
+
+Nothing here blocks the main thread in a driver or network call: opening and reading happen
+on worker threads, waited for in short slices, so Ctrl-C is handled within a fraction of a
+second even when a server accepts the connection and never answers, and `interrupt()` ends
+a `read()` that is waiting.
 """
 
 from __future__ import annotations
 
 import glob
+import queue
 import sys
 import threading
 import time
@@ -39,7 +48,49 @@ class SourceInfo:
     fps: float
 
 
+OPEN_TIMEOUT_MS = 10_000  # a URL that does not answer fails after this long...
+READ_TIMEOUT_MS = 5_000  # ...and one that stops sending, after this long without data
+POLL = 0.05  # seconds the main thread waits at a time, so signals are handled promptly
+
+
+def interruptible(fn, *args):
+    """fn(*args) on a worker thread, waited for in slices so Ctrl-C (KeyboardInterrupt from
+    the signal handler) is not held up by a call stuck in a driver or the network. If the
+    wait is interrupted, a capture fn returns later is released by the worker."""
+    result: list = []
+    error: list[BaseException] = []
+    abandoned = threading.Event()
+
+    def work():
+        try:
+            value = fn(*args)
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+            error.append(e)
+            return
+        result.append(value)
+        if abandoned.is_set() and hasattr(value, "release"):
+            value.release()
+
+    t = threading.Thread(target=work, name="livestyle-open", daemon=True)
+    t.start()
+    try:
+        while t.is_alive():
+            t.join(POLL)
+    except BaseException:
+        abandoned.set()
+        if result and hasattr(result[0], "release"):
+            result[0].release()
+        raise
+    if error:
+        raise error[0]
+    return result[0]
+
+
 def _open_capture(cfg: SourceConfig) -> cv2.VideoCapture:
+    if cfg.is_url:
+        return cv2.VideoCapture(cfg.source, cv2.CAP_FFMPEG,
+                                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,
+                                 cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS])
     if cfg.is_camera:
         cap = cv2.VideoCapture(int(cfg.source))
         if cap.isOpened():
@@ -72,19 +123,24 @@ class LiveSource:
     """
 
     def __init__(self, cfg: SourceConfig, give_up_after: float = 10.0, log=print,
-                 opener=_open_capture):
+                 opener=_open_capture, cap=None):
         """`opener(cfg)` returns a cv2.VideoCapture-like object (the benchmark passes a
-        synthetic camera that stamps each frame's number into its pixels)."""
+        synthetic camera that stamps each frame's number into its pixels); `cap` is one
+        already opened."""
         self.cfg = cfg
         self._log = log
         self._give_up_after = give_up_after
         self._opener = opener
-        self._cap = opener(cfg)
+        self._cap = cap if cap is not None else interruptible(opener, cfg)
         if not self._cap.isOpened():
             self._cap.release()
             raise SourceError(_no_camera_message(cfg.source) if cfg.is_camera
                               else f"cannot open stream {cfg.source}: check the URL and network")
-        ok, first = self._cap.read()
+        try:
+            ok, first = interruptible(self._cap.read)
+        except BaseException:
+            self._cap.release()
+            raise
         if not ok:
             self._cap.release()
             raise SourceError(f"{cfg.source} opened but delivered no frame; is another program "
@@ -98,6 +154,7 @@ class LiveSource:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._ended = False
+        self._interrupted = False
         self._thread = threading.Thread(target=self._run, name="livestyle-capture", daemon=True)
         self._thread.start()
 
@@ -157,21 +214,28 @@ class LiveSource:
         with self._cond:
             end = time.monotonic() + timeout
             while self._slot is None and not self._ended:
+                if self._interrupted:
+                    return None
                 left = end - time.monotonic()
                 if left <= 0:
                     self._log(f"source {self.cfg.source} delivered nothing for {timeout:g} s; "
                               "stopping")
                     return None
-                self._cond.wait(left)
+                self._cond.wait(min(left, POLL))
             frame, self._slot = self._slot, None
             return frame
 
+    def interrupt(self) -> None:
+        """Make a waiting (and every later) read() return None at once; safe in a signal
+        handler (it takes no lock)."""
+        self._interrupted = True
+
     def close(self) -> None:
-        """Stop the capture thread; returns within about 2 s even if the device hangs (the
-        thread then releases it when the driver lets go)."""
+        """Stop the capture thread; returns within about half a second even if the device
+        hangs (the thread then releases it when the driver lets go)."""
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
+            self._thread.join(timeout=0.5)
 
     def __enter__(self):
         return self
@@ -181,11 +245,15 @@ class LiveSource:
 
 
 class FileSource:
-    """Every frame of a video file, in order; optionally looped and paced at its frame rate."""
+    """Every frame of a video file (or a finite stream), in order; optionally looped and
+    paced at its frame rate. Decoding runs on a thread a few frames ahead of the reader."""
 
-    def __init__(self, cfg: SourceConfig, realtime: bool = False):
+    AHEAD = 4  # frames decoded ahead of the reader
+
+    def __init__(self, cfg: SourceConfig, realtime: bool = False, cap=None, log=print):
         self.cfg = cfg
-        self._cap = cv2.VideoCapture(cfg.source)
+        self._log = log
+        self._cap = cap if cap is not None else interruptible(cv2.VideoCapture, cfg.source)
         if not self._cap.isOpened():
             self._cap.release()
             raise SourceError(f"cannot decode video {cfg.source}: not a video file OpenCV's "
@@ -194,17 +262,84 @@ class FileSource:
         h = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.info = SourceInfo(cfg.source, w, h, fps if 0 < fps < 1000 else 30.0)
+        self.announced = max(0, int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+        self.decoded = 0  # frames decoded in the first pass through the file
+        self.truncated = ""  # why the file ended early, if it did
         self.dropped = 0  # a file source never drops
         self._realtime = realtime
         self._index = 0
         self._t0 = None
+        self._queue: queue.Queue = queue.Queue(self.AHEAD)
+        self._stop = threading.Event()
+        self._interrupted = False
+        self._done = False
+        self._thread = threading.Thread(target=self._decode, name="livestyle-decode",
+                                        daemon=True)
+        self._thread.start()
 
-    def read(self, timeout: float = 5.0) -> Frame | None:
-        ok, image = self._cap.read()
-        if not ok and self.cfg.loop and self._index > 0:
-            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, image = self._cap.read()
-        if not ok:
+    def _short(self) -> bool:
+        """Fewer frames than announced, beyond the estimate's slack (Matroska's count is
+        duration x rate; mp4 and avi index every frame)."""
+        return self.announced > 0 and self.decoded < self.announced - (1 + self.announced // 100)
+
+    def _decode(self) -> None:
+        first_pass = True
+        try:
+            while not self._stop.is_set():
+                ok, image = self._cap.read()
+                if not ok:
+                    if first_pass and self._short():
+                        self.truncated = (
+                            f"{self.cfg.source} ended after {self.decoded} of the "
+                            f"{self.announced} frames its container announces: the file is "
+                            "truncated or damaged (or the connection dropped)")
+                        self._log(f"source {self.truncated}; stopping there")
+                        break
+                    if not (self.cfg.loop and (self.decoded or not first_pass)):
+                        break
+                    first_pass = False
+                    self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    ok, image = self._cap.read()
+                    if not ok:
+                        break
+                if first_pass:
+                    self.decoded += 1
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(image, timeout=POLL)
+                        break
+                    except queue.Full:
+                        continue
+        finally:
+            self._cap.release()
+            self._put_end()
+
+    def _put_end(self) -> None:
+        while True:
+            try:
+                self._queue.put(None, timeout=POLL)
+                return
+            except queue.Full:
+                if self._stop.is_set():
+                    return  # nobody reads any more
+                continue
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        """The next frame; None at the end (or after `interrupt()`). `timeout` (default: no
+        limit; a stalled network read fails on its own after READ_TIMEOUT_MS) bounds the
+        wait."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self._interrupted or self._done:
+                return None
+            try:
+                image = self._queue.get(timeout=POLL)
+                break
+            except queue.Empty:
+                if end is not None and time.monotonic() > end:
+                    return None
+        if image is None:
+            self._done = True
             return None
         now = time.perf_counter()
         if self._realtime:
@@ -218,8 +353,14 @@ class FileSource:
         self._index += 1
         return frame
 
+    def interrupt(self) -> None:
+        """Make a waiting (and every later) read() return None at once."""
+        self._interrupted = True
+
     def close(self) -> None:
-        self._cap.release()
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=0.5)
 
     def __enter__(self):
         return self
@@ -229,8 +370,20 @@ class FileSource:
 
 
 def open_source(cfg: SourceConfig, watched: bool, log=print) -> LiveSource | FileSource:
-    """The right source for `cfg.source`; files are paced when `watched` (window or vcam)."""
-    if cfg.is_camera or cfg.is_url:
-        return LiveSource(cfg, log=log)
+    """The right source for `cfg.source`; files are paced when `watched` (window or vcam).
+
+    A URL whose container announces a frame count is a file (read in order, ends at its
+    end); one that does not is a live stream (newest frame wins, reconnects)."""
     realtime = watched if cfg.realtime is None else cfg.realtime
-    return FileSource(cfg, realtime=realtime)
+    if cfg.is_camera:
+        return LiveSource(cfg, log=log)
+    if cfg.is_url:
+        cap = interruptible(_open_capture, cfg)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"cannot open stream {cfg.source}: check the URL and network "
+                              f"(no answer within {OPEN_TIMEOUT_MS // 1000} s, or not a video)")
+        if cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
+            return FileSource(cfg, realtime=realtime, cap=cap, log=log)
+        return LiveSource(cfg, log=log, cap=cap)
+    return FileSource(cfg, realtime=realtime, log=log)

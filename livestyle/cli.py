@@ -40,7 +40,10 @@ def _run_parser(sub) -> None:
     p.add_argument("--vcam-device", default=None, help="e.g. /dev/video10 (default: first found)")
     p.add_argument("--vcam-backend", default=None,
                    help="pyvirtualcam backend: v4l2loopback, obs, unitycapture (default: auto)")
-    p.add_argument("--output", "-o", default=None, help="also write a video file (.mp4)")
+    p.add_argument("--output", "-o", default=None,
+                   help="also write a video file (.mp4); it appears when the run ends, whole")
+    p.add_argument("--overwrite", "-y", action="store_true",
+                   help="replace --output if it exists (default: refuse; never the source)")
     p.add_argument("--no-preview", dest="preview", action="store_false", help="no window")
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0 = no limit)")
     p.add_argument("--threads", type=int, default=0, help="inference threads (0 = all cores)")
@@ -95,7 +98,7 @@ def cmd_run(a) -> int:
                     source=SourceConfig(a.source, w, h, a.fps, loop=a.loop),
                     backend=a.backend, scale=a.scale, blend=a.blend, preview=a.preview,
                     vcam=a.vcam, vcam_device=a.vcam_device, vcam_backend=a.vcam_backend, output=a.output,
-                    snapshot_dir=a.snapshot_dir, max_frames=a.max_frames, threads=a.threads)
+                    overwrite=a.overwrite, snapshot_dir=a.snapshot_dir, max_frames=a.max_frames, threads=a.threads)
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         stats = run(cfg, log=lambda m: print(m, file=sys.stderr), controls=controls)
@@ -108,6 +111,10 @@ def cmd_run(a) -> int:
     if signals:
         print("livestyle: stopped; camera and outputs released", file=sys.stderr)
         return 130
+    if stats.incomplete:  # a truncated file: what was read is written, and the run says so
+        print(f"livestyle: {stats.incomplete}; processed the {stats.frames} frames read",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -153,7 +160,28 @@ def _on_sigterm(signum, frame):
     raise KeyboardInterrupt  # one clean shutdown path for Ctrl-C and SIGTERM
 
 
+STOPPED = "\nlivestyle: stopped; camera and outputs released"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The CLI. Ctrl-C or SIGTERM at any moment, imports and start-up included, ends with
+    one line and exit 130; the signal handlers in place before are put back on return."""
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        return _main(argv)
+    except KeyboardInterrupt:
+        for s in previous:  # a second Ctrl-C while we say so must not print a traceback
+            signal.signal(s, signal.SIG_IGN)
+        print(STOPPED, file=sys.stderr)
+        return 130
+    finally:
+        for s, handler in previous.items():
+            if handler is not None:
+                signal.signal(s, handler)
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     if argv and argv[0] in ("bench", "train"):
@@ -161,7 +189,6 @@ def main(argv: list[str] | None = None) -> int:
         a = argparse.Namespace(command=argv[0], args=argv[1:])
     else:
         a = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_sigterm)
     from livestyle.errors import USER_ERRORS
 
     try:
@@ -192,9 +219,6 @@ def main(argv: list[str] | None = None) -> int:
             return train(a.args)
         if a.command == "build":
             return cmd_build(a)
-    except KeyboardInterrupt:
-        print("\nlivestyle: stopped; camera and outputs released", file=sys.stderr)
-        return 130
     except USER_ERRORS as e:
         print(f"livestyle: {e}", file=sys.stderr)
         return 2

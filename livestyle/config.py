@@ -45,6 +45,7 @@ class RunConfig:
     vcam_device: str | None = None  # e.g. /dev/video10; None = the first loopback device
     vcam_backend: str | None = None  # pyvirtualcam backend (v4l2loopback, obs, ...); None = auto
     output: str | None = None  # video file to write (mp4)
+    overwrite: bool = False  # replace an existing output file (never the source itself)
     snapshot_dir: str = "."  # where the `s` key saves PNGs
     max_frames: int = 0  # stop after this many frames; 0 = until the source ends or `q`
     threads: int = 0  # inference threads; 0 = the backend's default (all cores)
@@ -78,9 +79,31 @@ class RunConfig:
             if not parent.is_dir() or not os.access(parent, os.W_OK):
                 raise ConfigError(f"--output {out}: folder {parent} does not exist or is not "
                                   "writable; pick another path")
+            if _same_file(out, s.source):
+                raise ConfigError(f"--output {out} is the source video itself "
+                                  f"({s.source}); writing it would destroy the source. "
+                                  "Pick another output name")
+            if out.is_dir():
+                raise ConfigError(f"--output {out} is a folder; give a file name such as "
+                                  f"{out / 'styled.mp4'}")
+            if (out.exists() or out.is_symlink()) and not self.overwrite:
+                raise ConfigError(f"--output {out} exists; pass --overwrite (-y) to replace "
+                                  "it, or pick another name")
         if not (self.preview or self.vcam or self.output or self.max_frames):
             raise ConfigError("nothing to show: with --no-preview, pass --vcam and/or --output")
         return self
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _same_file(a: Path, source: str) -> bool:
+    """Whether `a` and `source` name one file: through symlinks, `..`, another spelling of
+    the path, or a hard link."""
+    b = Path(source)
+    try:
+        if a.resolve() == b.resolve():
+            return True
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from livestyle import backends
+from livestyle.atomic import write_atomic
 from livestyle.camera import open_source
 from livestyle.config import RunConfig
 from livestyle.frames import auto_scale, postprocess, preprocess, processing_size, to_bgr8
@@ -151,15 +152,19 @@ class Controls:
     quit: bool = False
     snapshot: bool = False
     running: bool = False  # set by run_loop while it checks `quit` every frame
+    on_stop: list = field(default_factory=list)  # called by request_stop (source.interrupt)
 
     def request_stop(self) -> bool:
-        """Ask the running loop to end after the frame it is on (safe in a signal handler).
+        """Ask the running loop to end after the frame it is on (safe in a signal handler);
+        a source waiting for a frame stops waiting.
 
         False when no loop is running or a stop was already asked for: the caller should then
         interrupt harder (the CLI raises KeyboardInterrupt)."""
         if not self.running or self.quit:
             return False
         self.quit = True
+        for hook in self.on_stop:
+            hook()
         return True
 
 
@@ -171,6 +176,7 @@ class RunStats:
     stage_ms: dict[str, list[float]] = field(default_factory=dict)
     processing_size: tuple[int, int] = (0, 0)
     backend: str = ""
+    incomplete: str = ""  # why the source ended before its end (a truncated file)
 
     @property
     def fps(self) -> float:
@@ -244,13 +250,24 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | 
                 apply_action(action, controls, switcher)
         if controls.snapshot:
             controls.snapshot = False
-            path = Path(snapshot_dir) / f"livestyle-{switcher.style.name}-{time.strftime('%Y%m%d-%H%M%S')}.png"
-            cv2.imwrite(str(path), out)
-            log(f"snapshot saved to {path}")
+            try:
+                path = save_snapshot(out, snapshot_dir, switcher.style.name)
+            except OSError as e:
+                message = f"snapshot NOT saved: {snapshot_dir}: {e.strerror or e}"
+                log(message)
+                if preview is not None:
+                    preview.notice(message, error=True)
+            else:
+                log(f"snapshot saved to {path}")
+                if preview is not None:
+                    preview.notice(f"snapshot saved: {path.name}")
         timers.add("sinks", time.perf_counter() - t2)
         timers.frame_times.append(time.perf_counter())
         stats.frames += 1
 
+    interrupt = getattr(source, "interrupt", None)
+    if interrupt is not None:
+        controls.on_stop.append(interrupt)
     controls.running = True
     try:
         while not (controls.quit or (max_frames and stats.frames >= max_frames)):
@@ -283,12 +300,33 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | 
             deliver(pending.popleft(), styled)
     finally:
         controls.running = False
+        if interrupt is not None:
+            controls.on_stop.remove(interrupt)
 
     stats.seconds = time.perf_counter() - t_start
     stats.dropped = source.dropped
+    stats.incomplete = getattr(source, "truncated", "")
     stats.stage_ms = timers.all
     stats.processing_size = size or (0, 0)
     return stats
+
+
+def save_snapshot(image: np.ndarray, folder: str | Path, style: str) -> Path:
+    """`image` as a new PNG in `folder`, whole or not at all; never over another file
+    (two snapshots in one millisecond get -2, -3...). OSError says why it could not."""
+    ok, png = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError(f"cannot encode a {image.shape} frame as PNG")
+    now = time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"-{int(now * 1000) % 1000:03d}"
+    base = Path(folder) / f"livestyle-{style}-{stamp}"
+    for n in range(1, 1000):
+        path = base.with_name(base.name + (f"-{n}" if n > 1 else "") + ".png")
+        try:
+            return write_atomic(path, png.tobytes(), overwrite=False)
+        except FileExistsError:
+            continue
+    raise OSError(f"too many snapshots named {base.name}*")
 
 
 def installed_styles(exclude: set[Path]) -> list[Style]:
@@ -314,6 +352,11 @@ def run(cfg: RunConfig, log=print, controls: Controls | None = None) -> RunStats
     styles = [resolve(s) for s in cfg.styles]  # unknown styles fail before the camera opens
     styles += installed_styles(exclude={s.path.resolve() for s in styles})
     with ExitStack() as stack:
+        sinks: list[Sink] = []
+        if cfg.output:  # claimed first: a busy or existing output fails before anything opens
+            video = stack.enter_context(VideoFileSink(cfg.output, overwrite=cfg.overwrite,
+                                                      log=log))
+            sinks.append(video)
         switcher = StyleSwitcher(styles, cfg.backend, cfg.threads, log=log)
         stack.callback(switcher.close)
         preview = stack.enter_context(PreviewWindow()) if cfg.preview else None
@@ -322,9 +365,8 @@ def run(cfg: RunConfig, log=print, controls: Controls | None = None) -> RunStats
         info = source.info
         log(f"source: {info.description} {info.width}x{info.height} @ {info.fps:g} fps; "
             f"style {styles[0].name} on {switcher.backend.name}")
-        sinks: list[Sink] = []
         if cfg.output:
-            sinks.append(stack.enter_context(VideoFileSink(cfg.output, info.fps)))
+            video.fps = info.fps
         if cfg.vcam:
             vcam = stack.enter_context(VirtualCameraSink(info.width, info.height, info.fps,
                                                          cfg.vcam_device, cfg.vcam_backend))

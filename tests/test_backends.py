@@ -9,7 +9,7 @@ import pytest
 from livestyle import backends
 from livestyle.backends.base import BackendUnavailable
 from livestyle.generator import PixelWrapper
-from tests.conftest import REPO, SHARED, need, random_generator
+from tests.conftest import CLIP, REPO, SHARED, need, random_generator
 
 CPU_BACKENDS = ["onnxruntime", "openvino", "torch"]
 # exact-parity settings: OpenVINO in f32 (its "auto" may pick bf16, checked separately below)
@@ -95,3 +95,38 @@ def test_backend_rejects_wrong_frame_format(styles_dir):
     with backends.create("onnxruntime", styles_dir / "rand-a.onnx") as b:
         with pytest.raises(ValueError, match="uint8 HxWx3"):
             b.infer(np.zeros((4, 4), np.uint8))
+
+
+# -- issue 11 row 14: a model whose input size is fixed ----------------------------------------
+
+@pytest.fixture()
+def fixed_224(styles_dir, tmp_path):
+    """A livestyle style whose graph declares a fixed 224x224 frame (as a hand export with
+    no dynamic axes has)."""
+    import onnx
+
+    model = onnx.load(str(styles_dir / "rand-a.onnx"))
+    for v in (model.graph.input[0], model.graph.output[0]):
+        for axis in (1, 2):
+            dim = v.type.tensor_type.shape.dim[axis]
+            dim.ClearField("dim_param")
+            dim.dim_value = 224
+    path = tmp_path / "fixed-224.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_fixed_size_model_is_refused_alike_by_every_backend(fixed_224, tmp_path):
+    from tests.test_reliability import livestyle
+
+    messages = set()
+    for name in ("auto", "onnxruntime", "openvino", "torch"):
+        out = tmp_path / f"{name}.mp4"
+        r = livestyle("run", "--style", str(fixed_224), "--backend", name, "--source",
+                      str(need(CLIP)), "-o", str(out), "--no-preview")
+        assert r.returncode == 2, (name, r.stderr)
+        assert "Traceback" not in r.stderr and not out.exists(), (name, r.stderr)
+        (line,) = [ln for ln in r.stderr.splitlines() if "224x224" in ln]
+        messages.add(line)
+    assert len(messages) == 1, messages  # the same words whichever backend was asked
+    assert "takes only frames of 224x224" in messages.pop()

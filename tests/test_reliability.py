@@ -511,9 +511,11 @@ def test_signal_mid_run_leaves_a_playable_file_with_every_frame_reported(sig, tm
     reader.start()
     try:
         deadline = time.monotonic() + 60
-        while not out.exists() and proc.poll() is None and time.monotonic() < deadline:
+        partial = f"out.livestyle-partial-{proc.pid}.mp4"  # the output until it is whole
+        while not (tmp_path / partial).exists() and proc.poll() is None and \
+                time.monotonic() < deadline:
             time.sleep(0.05)  # the file appears with the first frame
-        assert out.exists(), "".join(lines)
+        assert (tmp_path / partial).exists() and not out.exists(), "".join(lines)
         time.sleep(0.5)
         proc.send_signal(sig)
         rc = proc.wait(timeout=30)
@@ -674,7 +676,9 @@ def test_run_failing_before_the_first_frame_leaves_no_file(tmp_path, switcher):
 def test_failed_run_keeps_an_existing_file_it_never_wrote(tmp_path, switcher):
     out = tmp_path / "earlier.mp4"
     out.write_bytes(b"an earlier take")
-    with VideoFileSink(out, 30.0) as video, pytest.raises(ValueError):
+    with pytest.raises(SinkError, match="exists; pass --overwrite"):
+        VideoFileSink(out, 30.0)  # not asked to replace it
+    with VideoFileSink(out, 30.0, overwrite=True) as video, pytest.raises(ValueError):
         quiet_loop(ListSource([None]), switcher, [video])
     assert out.read_bytes() == b"an earlier take"
 

@@ -31,12 +31,44 @@ class NoBackendError(RuntimeError):
     pass
 
 
+def fixed_input_size(model_path: str | Path) -> tuple[int | None, int | None]:
+    """(height, width) of an ONNX model's frame input where they are fixed numbers, None
+    where free (livestyle's generators take any size). (None, None) if it cannot be read:
+    the backend then reports why."""
+    try:
+        import onnx
+
+        graph = onnx.load(str(model_path), load_external_data=False).graph
+        weights = {t.name for t in graph.initializer}
+        (frame,) = [i for i in graph.input if i.name not in weights]
+        dims = frame.type.tensor_type.shape.dim
+        h, w = dims[1], dims[2]  # NHWC
+    except Exception:  # noqa: BLE001 - unreadable here means: let the backend say why
+        return None, None
+    return (h.dim_value or None), (w.dim_value or None)
+
+
+def check_any_size(model_path: str | Path) -> None:
+    """ValueError for a model whose input height or width is fixed: frames come at any
+    size, and backends disagree on such a model (OpenVINO reshapes it, ONNX Runtime fails
+    at the first frame of another size), so every backend refuses it alike."""
+    h, w = fixed_input_size(model_path)
+    if h is not None or w is not None:
+        size = f"{w or 'any'}x{h or 'any'} (WxH)"
+        raise ValueError(
+            f"model {model_path} takes only frames of {size}, but livestyle runs frames of "
+            "any size; re-export it with a free height and width (`livestyle train` and "
+            "train/export.py do), then try again")
+
+
 def create(name: str, model_path: str | Path, **kwargs) -> Backend:
     """Build backend `name` (or the first that works, for "auto") for one model file.
 
     Raises BackendUnavailable for a named backend that cannot run here, NoBackendError when
     auto finds none, ValueError for a model the backend cannot load.
     """
+    if name in ("auto", *REGISTRY):
+        check_any_size(model_path)  # the same refusal whichever backend would run it
     if name == "auto":
         reasons = []
         for candidate in AUTO_ORDER:

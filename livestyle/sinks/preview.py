@@ -2,13 +2,14 @@
 
 Keys: n / right = next style, p / left = previous, 1-9 = style by number, space = original
 vs stylized, + / - = blend strength, s = snapshot PNG, h = HUD on/off, q / Esc = quit.
-Closing the window also quits.
+Closing the window (its title-bar button, or the window manager) quits exactly like q.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -39,9 +40,16 @@ def display_available() -> tuple[bool, str]:
     return True, ""
 
 
-def draw_hud(frame: np.ndarray, lines: list[str]) -> np.ndarray:
-    """Text over a dark band at the top-left, drawn on a copy."""
+NOTICE_SECONDS = 4.0
+ERROR_COLOR = (60, 60, 255)  # BGR: a red that stays readable on the dark band
+
+
+def draw_hud(frame: np.ndarray, lines: list[str], error: str = "") -> np.ndarray:
+    """Text over a dark band at the top-left, drawn on a copy; `error` last, in red."""
     out = frame.copy()
+    colors = [(255, 255, 255)] * len(lines)
+    if error:
+        lines, colors = [*lines, error], [*colors, ERROR_COLOR]
     # the widest line fills at most 95% of the frame, and the text is never larger than 0.6
     widest = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 1)[0][0] for t in lines)
     scale = min(0.6, 0.95 * (frame.shape[1] - 12) / widest)
@@ -49,9 +57,9 @@ def draw_hud(frame: np.ndarray, lines: list[str]) -> np.ndarray:
     w = int(widest * scale) + 12
     band = out[: lh * len(lines) + 8, :w]
     band[:] = (band * 0.4).astype(np.uint8)
-    for i, text in enumerate(lines):
+    for i, (text, color) in enumerate(zip(lines, colors)):
         cv2.putText(out, text, (6, lh * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    (255, 255, 255), 1, cv2.LINE_AA)
+                    color, 1, cv2.LINE_AA)
     return out
 
 
@@ -70,29 +78,60 @@ class PreviewWindow(Sink):
         cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
         self._shown = False
         self._open = True
+        self._closed_by_user = False
+        self._notice: tuple[str, bool, float] = ("", False, 0.0)  # text, error, until
+
+    def notice(self, text: str, error: bool = False) -> None:
+        """Show `text` for a few seconds (in red if `error`), with or without the HUD."""
+        self._notice = (text, error, time.monotonic() + NOTICE_SECONDS)
 
     def send(self, frame: np.ndarray) -> None:
-        if not self._shown:
-            cv2.resizeWindow(self.title, frame.shape[1], frame.shape[0])
-            self._shown = True
-        cv2.imshow(self.title, draw_hud(frame, self.hud_lines) if self.show_hud and
-                   self.hud_lines else frame)
+        if self._closed_by_user:
+            return
+        text, error, until = self._notice
+        if text and time.monotonic() > until:
+            text = ""
+        lines = list(self.hud_lines) if self.show_hud else []
+        if text and not error:
+            lines.append(text)
+        if lines or (text and error):
+            frame = draw_hud(frame, lines, text if error else "")
+        try:
+            if not self._shown:
+                cv2.resizeWindow(self.title, frame.shape[1], frame.shape[0])
+                self._shown = True
+            cv2.imshow(self.title, frame)
+        except cv2.error:  # the window is gone (closed between two frames)
+            self._closed_by_user = True
 
     def poll(self) -> list[str]:
         """Actions from keys pressed since the last call (also pumps the GUI event loop)."""
+        if self._closed_by_user:
+            return ["quit"]
         actions = []
-        key = cv2.waitKeyEx(1)
-        while key != -1:
-            action = KEYS.get(key) or KEYS.get(key & 0xFF)
-            if action:
-                actions.append(action)
+        try:
             key = cv2.waitKeyEx(1)
-        if self._shown and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
-            actions.append("quit")  # the user closed the window
+            while key != -1:
+                action = KEYS.get(key) or KEYS.get(key & 0xFF)
+                if action:
+                    actions.append(action)
+                key = cv2.waitKeyEx(1)
+            visible = not self._shown or cv2.getWindowProperty(
+                self.title, cv2.WND_PROP_VISIBLE) >= 1
+        except cv2.error:  # highgui has already destroyed the window
+            visible = False
+        if not visible:
+            self._closed_by_user = True
+            actions.append("quit")  # the user closed the window: as if q was pressed
         return actions
 
     def close(self) -> None:
         if self._open:
             self._open = False
-            cv2.destroyWindow(self.title)
-            cv2.waitKey(1)  # let highgui process the destroy
+            if self._closed_by_user:
+                return  # highgui destroyed it; destroyWindow would raise "NULL guiReceiver"
+            try:
+                cv2.destroyWindow(self.title)
+                cv2.waitKey(1)  # let highgui process the destroy
+            except cv2.error:
+                pass  # closed by the user at the last moment: nothing left to release

@@ -1,4 +1,13 @@
-"""A video file. Opened at the first frame's size; always released, so the file plays.
+"""A video file that appears whole or not at all.
+
+Frames go to `<name>.livestyle-partial-<pid>.<ext>` beside the target; `close()` finalizes
+the container, checks that it plays back with every frame written, and only then renames it
+to the target (livestyle.atomic). So the target never holds a file without its index: not
+after Ctrl-C (the file is finalized and renamed), not after a full disk (the run fails
+naming the file and the cause, and the partial file is removed), not after SIGKILL (the
+target is untouched; the next run on the same output removes the dead run's partial file).
+An existing target is replaced only with `overwrite=True`, and two sinks (in two processes)
+cannot write one target at once (atomic.OutputClaim).
 
 A file has one frame size: frames of another size (a camera that reconnects at another
 resolution, a source whose size changes) are resized to it rather than dropped by the encoder.
@@ -7,46 +16,137 @@ A file that never got a frame is not left behind.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from livestyle.atomic import (OutputBusy, OutputClaim, deferred_interrupts, fsync_file,
+                              partial_path, publish, stale_partials)
 from livestyle.sinks.base import Sink, SinkError
 
 # mp4v is the MPEG-4 encoder every opencv-python wheel carries (no H.264 licence needed)
 _FOURCC = {".mp4": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
+LOW_SPACE = 1 << 20  # below this many free bytes a failed file is put down to a full disk
+
+
+def playable_frames(path: str | Path) -> int:
+    """Frames the container of `path` announces, after checking its first frame decodes;
+    0 when it does not open (no index: an interrupted or failed write)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened() or not cap.read()[0]:
+            return 0
+        return max(1, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+    finally:
+        cap.release()
+
+
+def _why_incomplete(folder: Path) -> str:
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError as e:
+        return f"its folder became unreadable ({e.strerror})"
+    if free < LOW_SPACE:
+        return f"no space left on the device ({free // 1024} KB free in {folder})"
+    return "the encoder could not finish it (an I/O error?)"
 
 
 class VideoFileSink(Sink):
     name = "video"
 
-    def __init__(self, path: str | Path, fps: float):
+    def __init__(self, path: str | Path, fps: float | None = None, overwrite: bool = False,
+                 log=None):
+        """`fps` may be set later (before the first frame). Raises SinkError when another
+        run is writing `path`, or when it exists and `overwrite` is False."""
         self.path = Path(path)
         self.fps = fps
+        self.overwrite = overwrite
+        self._log = log or (lambda m: None)
+        if self.path.exists() and not overwrite:
+            raise SinkError(f"{self.path} exists; pass --overwrite (-y) to replace it, or pick "
+                            "another --output")
+        try:
+            self._claim = OutputClaim(self.path)
+        except OutputBusy as e:
+            raise SinkError(str(e)) from None
+        except OSError as e:
+            raise SinkError(f"cannot write video {self.path}: {e.strerror}") from None
+        self._sweep()
+        self.partial = partial_path(self.path)
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None  # (w, h) the file was opened at
         self.frames = 0
+
+    def _sweep(self) -> None:
+        """Partial files of earlier runs on this output: their writers are gone (we hold the
+        claim). One that does not play is removed; one that plays is kept, and named."""
+        for p in stale_partials(self.path):
+            if playable_frames(p):
+                self._log(f"note: {p} is left from an interrupted run and plays; keeping it")
+            else:
+                p.unlink(missing_ok=True)
+                self._log(f"removed {p.name}, the unplayable leftover of a killed run")
 
     def send(self, frame: np.ndarray) -> None:
         if self._writer is None:
             h, w = frame.shape[:2]
             fourcc = cv2.VideoWriter_fourcc(*_FOURCC.get(self.path.suffix.lower(), "mp4v"))
-            writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (w, h))
+            writer = cv2.VideoWriter(str(self.partial), fourcc, self.fps or 30.0, (w, h))
             if not writer.isOpened():
-                if self.path.is_file() and self.path.stat().st_size == 0:
-                    self.path.unlink()  # a failed open can leave an empty file behind
+                self.partial.unlink(missing_ok=True)  # a failed open can leave an empty file
                 raise SinkError(f"cannot write video {self.path} ({w}x{h} at {self.fps:g} fps); "
                                 "check the folder is writable and the extension is .mp4 or .avi")
             self._writer, self._size = writer, (w, h)
         if frame.shape[1::-1] != self._size:
             frame = cv2.resize(frame, self._size, interpolation=cv2.INTER_LINEAR)
-        self._writer.write(frame)
+        self._writer.write(frame)  # reports nothing when the disk is full...
         self.frames += 1
+        if self.frames % 30 == 0:  # ...so look at the free space about once a second
+            try:
+                free = shutil.disk_usage(self.partial.parent).free
+            except OSError:
+                free = LOW_SPACE
+            if free < 64 << 10:  # the encoder buffers 32 KB: it is failing or about to
+                raise SinkError(f"cannot write video {self.path}: "
+                                f"{_why_incomplete(self.path.parent)}; stopping")
 
     def close(self) -> None:
+        """Finalize and publish (SinkError if the file could not be completed)."""
+        if self._claim is None:
+            return
+        try:
+            with deferred_interrupts():  # Ctrl-C now would strand a finished file
+                self._finish()
+        finally:
+            self._claim.release()
+            self._claim = None
+
+    def _finish(self) -> None:
         if self._writer is not None:
             self._writer.release()  # writes the index: without it the file does not play
             self._writer = None
-            if self.frames == 0:  # only a header, which no player opens: leave nothing
-                self.path.unlink(missing_ok=True)
+        if self.frames == 0:  # nothing, or only a header, which no player opens
+            self.partial.unlink(missing_ok=True)
+            return
+        try:
+            fsync_file(self.partial)
+            # mp4, mov and avi index every frame; Matroska's count is duration x rate
+            exact = self.path.suffix.lower() in (".mp4", ".mov", ".avi")
+            ok = playable_frames(self.partial) >= self.frames - (0 if exact else
+                                                                 1 + self.frames // 50)
+            cause = "" if ok else _why_incomplete(self.path.parent)
+        except OSError as e:
+            ok, cause = False, f"{e.strerror or e}"
+        if not ok:
+            self.partial.unlink(missing_ok=True)
+            raise SinkError(f"cannot write video {self.path}: {cause}; nothing was saved")
+        try:
+            publish(self.partial, self.path, overwrite=self.overwrite)
+        except FileExistsError:
+            raise SinkError(f"{self.path} appeared while this run was writing it; this run's "
+                            f"video is kept as {self.partial}") from None
+        except OSError as e:
+            self.partial.unlink(missing_ok=True)
+            raise SinkError(f"cannot write video {self.path}: {e.strerror}") from None

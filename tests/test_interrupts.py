@@ -1,0 +1,54 @@
+"""Ctrl-C at any moment (issue 11 row 17): during Python's loading of livestyle, the imports
+of OpenCV, ONNX and the backends, the model load and the start of the run, `livestyle run`
+prints at most one line and exits 130, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tests.conftest import CLIP, need
+
+
+def python_startup_seconds() -> float:
+    """How long the interpreter itself takes to start here (before any livestyle code runs,
+    Python's own start-up is not ours to quiet)."""
+    times = []
+    for _ in range(3):
+        t = time.monotonic()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        times.append(time.monotonic() - t)
+    return max(times)
+
+
+def test_ctrl_c_during_start_up_prints_one_line_and_exits_130(tmp_path, styles_dir):
+    base = python_startup_seconds()
+    out = tmp_path / "out.mp4"
+    checked = []
+    for delay in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "livestyle", "run", "--source", str(need(CLIP)), "--style",
+             str(styles_dir / "rand-a.onnx"), "--backend", "openvino", "-o", str(out),
+             "--no-preview"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "DISPLAY": ""})
+        time.sleep(base + delay)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+        if out.exists():
+            out.unlink()
+        if "<frozen site>" in stderr:
+            continue  # it landed in the interpreter's own start-up, before livestyle's code
+        lines = [ln for ln in (stdout + stderr).splitlines() if ln.strip()]
+        # a signal that lands once the run is going ends it like any Ctrl-C: the source line
+        # and the frame count are the run's report, not an answer to the signal
+        extra = [ln for ln in lines if not ln.startswith(("source: ", "note: "))
+                 and " frames in " not in ln]
+        assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, (delay, stderr)
+        assert proc.returncode == 130, (delay, proc.returncode, stderr)
+        assert len(extra) <= 1, (delay, stderr)
+        checked.append(delay)
+    assert len(checked) >= 6, checked
