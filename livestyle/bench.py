@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import tempfile
@@ -36,8 +37,79 @@ from livestyle.sinks.base import Sink
 from livestyle.styles import Style, read_style, style_files
 
 RESOLUTIONS = {"480p": (640, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
-RESULTS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+MAX_SIDE = 8192
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "person_on_camera_office.mp4"
+
+
+def resolution_size(label: str) -> tuple[int, int]:
+    """480p, 720p, 1080p or WxH (e.g. 800x600) -> (width, height); ValueError naming the flag."""
+    if label in RESOLUTIONS:
+        return RESOLUTIONS[label]
+    m = re.fullmatch(r"(\d+)x(\d+)", label)
+    if not m:
+        raise ValueError(f"--resolutions: {label!r} is neither {', '.join(RESOLUTIONS)} nor WxH "
+                         "(for example 800x600)")
+    w, h = int(m[1]), int(m[2])
+    if not (16 <= w <= MAX_SIDE and 16 <= h <= MAX_SIDE):
+        raise ValueError(f"--resolutions: {label} is out of range (16 to {MAX_SIDE} a side)")
+    return w, h
+
+
+def parse_resolutions(text: str) -> list[str]:
+    """A comma list of resolutions -> their labels (WxH spelled lower case), checked, in order."""
+    labels: list[str] = []
+    for item in text.split(","):
+        label = item.strip().lower()
+        if label and label not in labels:
+            resolution_size(label)
+            labels.append(label)
+    if not labels:
+        raise ValueError(f"--resolutions {text!r} names no resolution: use "
+                         f"{', '.join(RESOLUTIONS)} or WxH, comma-separated")
+    return labels
+
+
+def load_compare(path: str) -> dict:
+    """An earlier `livestyle bench` JSON, checked before any benchmarking: ValueError (exit 2)
+    for a file that is missing, unreadable, not JSON or not a bench result."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"--compare {path}: no such file" if not p.exists()
+                         else f"--compare {path}: not a file")
+    try:
+        old = json.loads(p.read_text())
+    except OSError as e:
+        raise ValueError(f"--compare {path}: cannot read it: {e.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"--compare {path} is not JSON ({e}); pass a file written by "
+                         "`livestyle bench`") from None
+    rows_ok = isinstance(old, dict) and all(
+        isinstance(old.get(kind), list) and all(
+            isinstance(r, dict) and {"backend", "resolution", "fps"} <= r.keys()
+            for r in old[kind])
+        for kind in ("model", "end_to_end"))
+    if not rows_ok:
+        raise ValueError(f"--compare {path} is not a livestyle bench result (it needs 'model' "
+                         "and 'end_to_end' lists of rows with backend, resolution and fps); "
+                         "pass a file written by `livestyle bench`")
+    return old
+
+
+def output_path(out: str | None, now: datetime) -> Path:
+    """Where the JSON goes: --out (a file, or a folder that exists), else bench-<time>.json in
+    the current folder; checked writable before any benchmarking."""
+    name = f"bench-{now.strftime('%Y%m%d-%H%M%S')}.json"
+    path = Path.cwd() / name if out is None else Path(out)
+    if out is not None and (path.is_dir() or out.endswith(("/", os.sep))):
+        path = path / name
+    folder = path.parent
+    if not folder.is_dir():
+        raise ValueError(f"--out {out}: the folder {folder} does not exist" if out else
+                         f"the current folder {folder} is gone")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"cannot write the results into {folder}: it is not writable; "
+                         "pass --out with a folder you can write")
+    return path
 
 
 def percentiles(ms: list[float]) -> dict:
@@ -158,6 +230,14 @@ def bench_reference(size: tuple[int, int], warmup: int, frames: int) -> list[flo
     return times
 
 
+def johnson_macs_per_pixel() -> int | None:
+    try:
+        from livestyle.generator import SIZES, macs_per_pixel
+    except ImportError:
+        return None
+    return macs_per_pixel(SIZES["johnson"])
+
+
 # -- end to end ------------------------------------------------------------------------------
 
 class StampedCamera:
@@ -258,11 +338,24 @@ def bundled_sizes() -> dict[str, Style]:
     return {f"{s.name} ({s.macs_per_pixel} MAC/px)": s for s in seen.values()}
 
 
+def style_fields(s: Style) -> dict:
+    """What every result row says about the model: the style, its generator size, its cost."""
+    size = s.training.get("size")
+    return {"style": s.name, "size": size if size and size != "auto" else "custom",
+            "macs_per_pixel": s.macs_per_pixel,
+            "model_kb": round(s.path.stat().st_size / 1024) if s.path.exists() else None}
+
+
+STYLE_COLS = [("style", "style"), ("size", "size"), ("macs_per_pixel", "MAC/px")]
+
+
 def table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
-    head = "  ".join(f"{title:>{max(len(title), 11)}}" for _, title in cols)
+    widths = [max([len(title), 7] + [len(str(r.get(key, ""))) for r in rows])
+              for key, title in cols]
+    head = "  ".join(f"{title:>{w}}" for (_, title), w in zip(cols, widths))
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append("  ".join(f"{str(r.get(key, '')):>{max(len(title), 11)}}" for key, title in cols))
+        lines.append("  ".join(f"{str(r.get(key, '')):>{w}}" for (key, _), w in zip(cols, widths)))
     return "\n".join(lines)
 
 
@@ -271,20 +364,22 @@ def plot(report: dict, path: Path) -> None:
     w, h, pad = 720, 420, 60
     img = np.full((h, w, 3), 255, np.uint8)
     series: dict[str, list[tuple[int, float]]] = {}
-    names = list(RESOLUTIONS)
-    for r in report["model"]:
-        series.setdefault(f"model {r['backend']}", []).append((names.index(r["resolution"]), r["fps"]))
-    for r in report["end_to_end"]:
-        series.setdefault(f"e2e {r['backend']}", []).append((names.index(r["resolution"]), r["fps"]))
+    names = list(report["settings"]["resolutions"])
+    for kind, rows in (("model", report["model"]), ("e2e", report["end_to_end"])):
+        for r in rows:
+            series.setdefault(f"{kind} {r['backend']} {r.get('style', '')}", []).append(
+                (names.index(r["resolution"]), r["fps"]))
     top = max([v for s in series.values() for _, v in s] + [30.0]) * 1.15
-    X = lambda i: pad + int(i * (w - 2 * pad) / (len(names) - 1))  # noqa: E731
+    X = lambda i: (pad + int(i * (w - 2 * pad) / (len(names) - 1)) if len(names) > 1  # noqa: E731
+                   else w // 2)
     Y = lambda v: h - pad - int(v / top * (h - 2 * pad))  # noqa: E731
     cv2.line(img, (pad, h - pad), (w - pad, h - pad), (0, 0, 0), 1)
     cv2.line(img, (pad, pad), (pad, h - pad), (0, 0, 0), 1)
     cv2.line(img, (pad, Y(30)), (w - pad, Y(30)), (180, 180, 180), 1)
     cv2.putText(img, "30 fps", (w - pad - 50, Y(30) - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (120,) * 3)
     for i, n in enumerate(names):
-        cv2.putText(img, n, (X(i) - 15, h - pad + 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0))
+        cv2.putText(img, n, (X(i) - 4 * len(n), h - pad + 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (0, 0, 0))
     for v in np.linspace(0, top, 6)[1:]:
         cv2.putText(img, f"{v:.0f}", (8, Y(v) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0))
     palette = [(200, 80, 0), (0, 140, 255), (40, 160, 40), (0, 0, 200), (150, 0, 150), (90, 90, 90)]
@@ -300,16 +395,19 @@ def plot(report: dict, path: Path) -> None:
     cv2.imwrite(str(path), img)
 
 
-def compare(new: dict, old_path: str) -> str:
-    old = json.loads(Path(old_path).read_text())
+def compare(new: dict, old: dict, old_path: str) -> str:
+    """new / old fps for the rows both have (same backend, resolution and generator)."""
     lines = [f"compared with {old_path} ({old.get('created', '?')}): new / old fps"]
     for kind in ("model", "end_to_end", "reference"):
         before = {(r["backend"], r["resolution"], r.get("generator")): r for r in old.get(kind, [])}
         for r in new.get(kind, []):
             o = before.get((r["backend"], r["resolution"], r.get("generator")))
             if o and o.get("fps"):
-                lines.append(f"  {kind:<10} {r['backend']:<12} {r['resolution']:<6} "
-                             f"{r['fps']:8.1f} / {o['fps']:8.1f} = {r['fps'] / o['fps']:.2f}x")
+                lines.append(f"  {kind:<10} {r.get('style', '-'):<16} {r['backend']:<12} "
+                             f"{r['resolution']:<9} {r['fps']:8.1f} / {o['fps']:8.1f} = "
+                             f"{r['fps'] / o['fps']:.2f}x")
+    if len(lines) == 1:
+        lines.append("  no row in common (backend, resolution and generator differ)")
     return "\n".join(lines)
 
 
@@ -352,7 +450,7 @@ def run_bench(backend_names: list[str], resolutions: list[str], frames: int, war
                 continue
             actual = backend.name
             for res in resolutions:
-                size = RESOLUTIONS[res]
+                size = resolution_size(res)
                 scale = auto_scale(*size, gpu=actual in backends.GPU_BACKENDS)
                 proc = processing_size(*size, scale)
                 frame = cv2.resize(clip_frames(size, 1)[0], proc)
@@ -362,6 +460,7 @@ def run_bench(backend_names: list[str], resolutions: list[str], frames: int, war
                 gflops = 2 * style_.macs_per_pixel * proc[0] * proc[1] / (p["median_ms"] / 1e3) / 1e9
                 report["model"].append({
                     "backend": actual, "resolution": res, "generator": label,
+                    **style_fields(style_),
                     "precision": getattr(backend, "precision", "f32"),
                     "processing_size": list(proc), "fps": round(1e3 / p["median_ms"], 1),
                     **p, "gflops": round(gflops, 2),
@@ -369,17 +468,20 @@ def run_bench(backend_names: list[str], resolutions: list[str], frames: int, war
                 bar.step(f"end to end {actual} {res}")
                 e2e = bench_end_to_end(style_, actual, size, scale, seconds)
                 report["end_to_end"].append({"backend": actual, "resolution": res,
-                                             "generator": label, "scale": round(scale, 3), **e2e})
+                                             "generator": label, **style_fields(style_),
+                                             "scale": round(scale, 3), **e2e})
             backend.close()
     if reference:
         for res in resolutions:
             bar.step(f"reference johnson {res}")
-            ms = bench_reference(RESOLUTIONS[res], 1, max(2, frames // 20))
+            ms = bench_reference(resolution_size(res), 1, max(2, frames // 20))
             if ms is None:
                 break
             p = percentiles(ms)
             report["reference"].append({"backend": "torch-eager", "resolution": res,
                                         "generator": "johnson (pytorch/examples)",
+                                        "style": "(random weights)", "size": "johnson",
+                                        "macs_per_pixel": johnson_macs_per_pixel(),
                                         "fps": round(1e3 / p["median_ms"], 2), **p})
     bar.close()
     return report
@@ -389,7 +491,7 @@ def summary(report: dict) -> str:
     peak = report["peak_gflops"]
     out = [f"{report['machine']['cpu']} ({report['machine']['cores']} cores), "
            f"measured peak {peak} GFLOP/s", "", "model only (backend alone, at processing size):"]
-    out.append(table(report["model"], [("backend", "backend"), ("resolution", "res"),
+    out.append(table(report["model"], [*STYLE_COLS, ("backend", "backend"), ("resolution", "res"),
                                         ("processing_size", "runs at"), ("fps", "fps"),
                                         ("median_ms", "median ms"), ("p95_ms", "p95 ms"),
                                         ("gflops", "GFLOP/s"), ("of_peak", "of peak")]))
@@ -400,14 +502,16 @@ def summary(report: dict) -> str:
         rows.append({**r, "lat50": lat.get("median_ms"), "lat95": lat.get("p95_ms"),
                      **{f"st_{k}": v["median_ms"] for k, v in st.items()}})
     out += ["", "end to end (30 fps stamped camera -> pipeline -> sink):"]
-    out.append(table(rows, [("backend", "backend"), ("resolution", "res"), ("scale", "scale"),
+    out.append(table(rows, [*STYLE_COLS, ("backend", "backend"), ("resolution", "res"),
+                            ("scale", "scale"),
                             ("fps", "fps"), ("lat50", "latency p50"), ("lat95", "latency p95"),
                             ("dropped", "dropped"), ("st_preprocess", "pre ms"),
                             ("st_inference", "infer ms"), ("st_postprocess", "post ms"),
                             ("st_sinks", "sinks ms"), ("unreadable_stamps", "unread")]))
     if report["reference"]:
         out += ["", "reference (classic Johnson network, PyTorch eager, full resolution):"]
-        out.append(table(report["reference"], [("backend", "backend"), ("resolution", "res"),
+        out.append(table(report["reference"], [*STYLE_COLS, ("backend", "backend"),
+                                                ("resolution", "res"),
                                                 ("fps", "fps"), ("median_ms", "median ms")]))
         best: dict[str, float] = {}
         for r in report["end_to_end"]:  # the fastest backend at each resolution
@@ -422,32 +526,42 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="livestyle bench", description=__doc__.split("\n")[0])
     p.add_argument("--backends", default="auto",
                    help="comma list, or auto (the CPU runtimes here, plus GPU ones if present)")
-    p.add_argument("--resolutions", default="480p,720p,1080p")
-    p.add_argument("--style", default=None, help="benchmark this style (default: one per bundled size)")
-    p.add_argument("--frames", type=int, default=60, help="timed frames per model row")
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--seconds", type=float, default=5.0, help="end-to-end seconds per row")
-    p.add_argument("--no-reference", dest="reference", action="store_false")
-    p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/bench-<date>.json)")
-    p.add_argument("--compare", default=None, help="an earlier JSON: print new/old ratios")
+    p.add_argument("--resolutions", default="480p,720p,1080p", metavar="LIST",
+                   help="camera frame sizes to measure, comma-separated: 480p (640x480), 720p "
+                        "(1280x720), 1080p (1920x1080) or any WxH such as 800x600 "
+                        "(default: 480p,720p,1080p)")
+    p.add_argument("--style", default=None,
+                   help="benchmark this style, a name or .onnx path (default: one bundled style "
+                        "per generator size)")
+    p.add_argument("--frames", type=int, default=60, help="timed frames per model row (default 60)")
+    p.add_argument("--warmup", type=int, default=10,
+                   help="untimed frames before each model row (default 10)")
+    p.add_argument("--seconds", type=float, default=5.0,
+                   help="end-to-end seconds per row (default 5)")
+    p.add_argument("--no-reference", dest="reference", action="store_false",
+                   help="skip the classic Johnson network in PyTorch (the slowest part)")
+    p.add_argument("--out", default=None, metavar="PATH",
+                   help="the JSON file, or a folder for bench-<date>.json; the plot goes beside "
+                        "it as .png (default: bench-<date>.json in the current folder)")
+    p.add_argument("--compare", default=None, metavar="OLD.json",
+                   help="an earlier `livestyle bench` JSON: print new/old fps ratios (checked "
+                        "before the benchmark starts)")
     a = p.parse_args(argv)
+    # everything a user can get wrong fails here, before minutes of benchmarking
+    resolutions = parse_resolutions(a.resolutions)
+    old = load_compare(a.compare) if a.compare else None
+    out = output_path(a.out, datetime.now())
     if a.backends == "auto":  # GPU backends only where a device is; each CPU runtime
         from livestyle.gpu import has_cuda
 
         names = [n for n in backends.AUTO_ORDER if has_cuda() or n not in backends.GPU_BACKENDS]
     else:
         names = a.backends.split(",")
-    bad = [r for r in a.resolutions.split(",") if r not in RESOLUTIONS]
-    if bad:
-        raise ValueError(f"unknown resolution {bad[0]!r}: use {', '.join(RESOLUTIONS)}")
-    report = run_bench(names, a.resolutions.split(","), a.frames, a.warmup, a.seconds,
-                       a.reference, a.style)
+    report = run_bench(names, resolutions, a.frames, a.warmup, a.seconds, a.reference, a.style)
     print(summary(report))
-    stamp_ = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = Path(a.out) if a.out else RESULTS_DIR / f"bench-{stamp_}.json"
     write_atomic(out, json.dumps(report, indent=2))
     plot(report, out.with_suffix(".png"))
     print(f"\nwrote {out} and {out.with_suffix('.png')}")
-    if a.compare:
-        print(compare(report, a.compare))
+    if old is not None:
+        print(compare(report, old, a.compare))
     return 0

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
+import time
 
 import cv2
 import numpy as np
@@ -10,6 +15,7 @@ import pytest
 
 from livestyle import stamp
 from livestyle.bench import main as bench_main
+from tests.conftest import REPO
 
 
 @pytest.mark.parametrize("w,h", [(640, 480), (1280, 720), (1920, 1080), (430, 100)])
@@ -52,3 +58,89 @@ def test_tiny_bench_writes_valid_json_and_plot(styles_dir, tmp_path, capsys):
                      "--no-reference", "--out", str(tmp_path / "again.json"),
                      "--compare", str(out)])
     assert rc == 0 and "new / old" in capsys.readouterr().out
+
+
+# -- what a user can get wrong fails first; results land where the user is ------------------
+
+def _bench(*args, cwd, timeout=300):
+    return subprocess.run([sys.executable, "-m", "livestyle", "bench", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+TINY = ["--backends", "onnxruntime", "--frames", "2", "--warmup", "1", "--seconds", "1",
+        "--no-reference"]
+
+
+@pytest.mark.parametrize("kind,message", [
+    ("missing", "--compare {path}: no such file"),
+    ("not-json", "--compare {path} is not JSON"),
+    ("foreign", "--compare {path} is not a livestyle bench result"),
+    ("rows-without-fps", "--compare {path} is not a livestyle bench result"),
+    ("folder", "--compare {path}: not a file"),
+])
+def test_bad_compare_file_fails_before_benchmarking(kind, message, tmp_path, styles_dir):
+    path = tmp_path / f"{kind}.json"
+    if kind == "not-json":
+        cv2.imwrite(str(path.with_suffix(".png")), np.zeros((8, 8, 3), np.uint8))
+        path.with_suffix(".png").rename(path)
+    elif kind == "foreign":
+        path.write_text(json.dumps({"name": "livestyle", "version": 1}))
+    elif kind == "rows-without-fps":
+        path.write_text(json.dumps({"model": [{"backend": "openvino"}], "end_to_end": []}))
+    elif kind == "folder":
+        path.mkdir()
+    t = time.perf_counter()
+    r = _bench("--style", str(styles_dir / "identity.onnx"), "--resolutions", "480p", *TINY,
+               "--compare", str(path), cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert message.format(path=path) in r.stderr and "Traceback" not in r.stderr, r.stderr
+    # nothing was measured or written
+    assert "model onnxruntime" not in r.stderr and not list(tmp_path.glob("bench-*")), r.stderr
+    assert time.perf_counter() - t < 60
+
+
+@pytest.mark.parametrize("text,message", [
+    ("4k", "'4k' is neither 480p, 720p, 1080p nor WxH"),
+    ("0x480", "0x480 is out of range"),
+    ("640x", "'640x' is neither"),
+    (",", "names no resolution"),
+])
+def test_bad_resolutions_fail_with_the_choices(text, message, tmp_path):
+    r = _bench("--resolutions", text, cwd=tmp_path)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_resolutions_help_lists_names_and_wxh(tmp_path):
+    r = _bench("--help", cwd=tmp_path)
+    assert r.returncode == 0
+    text = " ".join(r.stdout.split())
+    assert "480p (640x480), 720p (1280x720), 1080p (1920x1080) or any WxH" in text, r.stdout
+
+
+def test_results_go_to_the_current_folder_and_name_the_style_everywhere(tmp_path, styles_dir):
+    results = REPO / "benchmarks" / "results"
+    before = sorted(results.iterdir()) if results.is_dir() else []
+    r = _bench("--style", str(styles_dir / "rand-a.onnx"), "--resolutions", "160x96,480p",
+               *TINY, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (out,) = tmp_path.glob("bench-*.json")
+    assert out.with_suffix(".png").is_file() and f"wrote {out} and" in r.stdout
+    assert (sorted(results.iterdir()) if results.is_dir() else []) == before
+    report = json.loads(out.read_text())
+    assert report["settings"]["resolutions"] == ["160x96", "480p"]
+    macs = report["model"][0]["macs_per_pixel"]
+    assert macs > 0
+    for row in report["model"] + report["end_to_end"]:
+        assert row["style"] == "rand-a" and row["macs_per_pixel"] == macs and row["size"]
+    assert [row["processing_size"] for row in report["model"]] == [[160, 96], [640, 480]]
+    # every row of both tables names the style and its cost
+    rows = [line for line in r.stdout.splitlines() if "onnxruntime" in line]
+    assert len(rows) == 4 and all("rand-a" in line and str(macs) in line for line in rows), r.stdout
+    # --out may name a folder; a compare against the first run finds the common rows
+    (tmp_path / "runs").mkdir()
+    r = _bench("--style", str(styles_dir / "rand-a.onnx"), "--resolutions", "160x96", *TINY,
+               "--out", "runs", "--compare", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "runs").glob("bench-*.json"))) == 1
+    assert re.search(r"model\s+rand-a\s+onnxruntime\s+160x96 .* = [\d.]+x", r.stdout), r.stdout
