@@ -143,6 +143,9 @@ def machine() -> dict:
 
 def versions() -> dict:
     out = {"python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__}
+    from livestyle.backends.openvino import decline_telemetry
+
+    decline_telemetry()  # before the import below
     for mod in ("onnxruntime", "openvino", "torch", "tensorrt"):
         try:
             out[mod] = __import__(mod).__version__

@@ -17,6 +17,32 @@ from livestyle.backends.base import Backend, BackendUnavailable
 _CACHED_SHAPES = 4
 
 
+def decline_telemetry() -> str:
+    """Before the first `import openvino`: record "no" in OpenVINO's own consent file, unless
+    the user has already chosen. `import openvino` otherwise counts every run in ~/intel/stats
+    and sends a usage event (no consent file counts as consent). The file, its place
+    (~/intel/openvino_telemetry; %LOCALAPPDATA%\\Intel Corporation on Windows) and its "0"
+    are what OpenVINO's `opt_in_out --opt_out` writes; `opt_in_out --opt_in` writes "1",
+    which is kept. Returns what was done, for the record; never raises."""
+    try:
+        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+    except ImportError:
+        return "no openvino-telemetry package: OpenVINO sends nothing"
+    try:
+        checker = OptInChecker()
+        if checker.consent_file_base_dir() is None:
+            return "no home folder for OpenVINO's consent file: OpenVINO sends nothing"
+        consent = checker.consent_file()
+        if checker.check(enable_opt_in_dialog=False) != ConsentCheckResult.NO_FILE:
+            return f"kept your choice in {consent}"
+        if checker.create_or_check_consent_dir() and \
+                checker.update_result(ConsentCheckResult.DECLINED):
+            return f"declined OpenVINO telemetry in {consent}"
+        return f"could not write {consent}"
+    except Exception as e:  # noqa: BLE001 - a changed telemetry package must not stop a run
+        return f"could not check OpenVINO's consent file: {e}"
+
+
 class OpenVinoBackend(Backend):
     name = "openvino"
 
@@ -24,6 +50,7 @@ class OpenVinoBackend(Backend):
         """`precision` "auto" lets OpenVINO choose: bf16 on CPUs with AVX-512 BF16 or AMX,
         1.5x faster than f32 there, at 54 dB PSNR against ONNX Runtime's f32 on a trained
         style (random-weight nets amplify the rounding: the parity tests use "f32")."""
+        decline_telemetry()
         try:
             import openvino as ov
         except ImportError as e:
