@@ -1,8 +1,9 @@
 """Files that appear whole or not at all: the one place livestyle (and its trainer) writes
 a file the user keeps.
 
-- `write_atomic(path, data)`: bytes or text to a temporary file beside `path`, flushed to
-  disk, then renamed over it. A crash, a full disk or Ctrl-C leaves `path` as it was.
+- `write_atomic(path, data)` / `atomic_open(path)`: bytes or text to a temporary file beside
+  `path`, flushed to disk, then renamed over it. A crash, a full disk or Ctrl-C leaves `path`
+  as it was.
 - `partial_path(target)` + `publish(tmp, target)`: the same for writers that need a path of
   their own (a video encoder, torch.save): they write the temporary file, `publish` moves it.
   With `overwrite=False` publishing never replaces a file that appeared meanwhile: it fails
@@ -89,24 +90,32 @@ def fsync_file(path: str | Path) -> None:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def atomic_open(path: str | Path, overwrite: bool = True, mode: int = 0o644):
+    """A binary file to write that becomes `path` when the block ends without an exception
+    (flushed to disk first); on any exception, KeyboardInterrupt included, the temporary
+    file (`.<name>.<random>.tmp` beside it) is removed and `path` is left as it was."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)  # mkstemp makes it owner-only
+        publish(tmp, path, overwrite)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
 def write_atomic(path: str | Path, data: bytes | str, overwrite: bool = True,
                  mode: int = 0o644) -> Path:
     """Write `data` to `path` whole or not at all; OSError (ENOSPC, EROFS, EACCES...) leaves
     nothing behind. overwrite=False: FileExistsError if `path` exists."""
-    path = Path(path)
-    if isinstance(data, str):
-        data = data.encode()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)  # mkstemp makes it owner-only
-        return publish(tmp, path, overwrite)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    with atomic_open(path, overwrite, mode) as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+    return Path(path)
 
 
 class OutputBusy(RuntimeError):

@@ -150,7 +150,7 @@ class Controls:
     show_original: bool = False
     hud: bool = True
     quit: bool = False
-    snapshot: bool = False
+    snapshot: int = 0  # snapshots asked for (s pressed) and not yet taken
     running: bool = False  # set by run_loop while it checks `quit` every frame
     on_stop: list = field(default_factory=list)  # called by request_stop (source.interrupt)
 
@@ -201,7 +201,7 @@ def apply_action(action: str, controls: Controls, switcher: StyleSwitcher) -> No
     elif action == "less":
         controls.blend = max(0.0, round(controls.blend - 0.1, 2))
     elif action == "snapshot":
-        controls.snapshot = True
+        controls.snapshot += 1
     elif action == "hud":
         controls.hud = not controls.hud
 
@@ -248,8 +248,8 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | 
             preview.send(out)
             for action in preview.poll():
                 apply_action(action, controls, switcher)
-        if controls.snapshot:
-            controls.snapshot = False
+        while controls.snapshot:  # each press is a picture, however fast they come
+            controls.snapshot -= 1
             try:
                 path = save_snapshot(out, snapshot_dir, switcher.style.name)
             except OSError as e:

@@ -14,6 +14,7 @@ import pytest
 
 from livestyle import backends
 from tests.conftest import CLIP, need, read_all
+from tests.test_reliability import count_frames, frames_reported
 
 TOOLS = ("Xvfb", "xdotool", "import")
 
@@ -119,3 +120,116 @@ def test_window_shows_styles_switches_toggles_and_quits(display, styles_dir, tmp
             proc.kill()
     text = log.read_text()
     assert "Traceback" not in text and "frames in" in text, text
+
+
+# -- issue 11: snapshots (row 4) and the window's close button (row 6) -------------------------
+
+def run_window(display, styles_dir, tmp_path, *extra):
+    """`livestyle run` of the looped clip through the identity style into a window on
+    `display`; (process, stderr file, window id) once a frame shows."""
+    log = tmp_path / f"stderr-{time.monotonic_ns()}.txt"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "livestyle", "run", "--source", str(need(CLIP)), "--loop",
+             "--style", str(styles_dir / "identity.onnx"), "--backend", "onnxruntime", *extra],
+            stderr=err, stdout=subprocess.DEVNULL, env={**os.environ, "DISPLAY": display})
+    try:
+        wait_for(lambda: x(display, "xdotool", "search", "--name", "^livestyle$"), what="window")
+        window = x(display, "xdotool", "search", "--name", "^livestyle$").split()[0]
+        wait_for(lambda: screenshot(display, window).max() > 0, what="a frame in the window")
+    except BaseException:
+        proc.kill()
+        raise
+    return proc, log, window
+
+
+def red_pixels(shot: np.ndarray) -> int:
+    """Pixels of the HUD's error red; the HUD's own text is white on a darkened band."""
+    b, g, r = (shot[:120, :, i].astype(int) for i in range(3))
+    return int(((r > 180) & (g < 110) & (b < 110)).sum())
+
+
+@pytest.fixture()
+def read_only_dir(tmp_path):
+    """A folder no one can write to: a read-only tmpfs (root writes anywhere else), or a
+    mode-555 folder for an ordinary user."""
+    d = tmp_path / "read-only"
+    d.mkdir()
+    if os.geteuid() != 0:
+        d.chmod(0o555)
+        yield d
+        d.chmod(0o755)
+        return
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(d)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("running as root without permission to mount a read-only folder")
+    yield d
+    subprocess.run(["umount", "-l", str(d)], check=False)
+
+
+def test_snapshots_never_collide_and_unwritable_folders_are_reported(display, styles_dir,
+                                                                    tmp_path, read_only_dir):
+    snaps = tmp_path / "snaps"
+    snaps.mkdir()
+    missing = tmp_path / "no-such-folder"
+    for folder in (snaps, read_only_dir, missing):
+        proc, log, window = run_window(display, styles_dir, tmp_path, "--snapshot-dir",
+                                       str(folder))
+        try:
+            x(display, "xdotool", "windowfocus", window)
+            before = red_pixels(screenshot(display, window))
+            x(display, "xdotool", "key", "--delay", "150", "--window", window, "s", "s", "s")  # in 0.3 s
+            wait_for(lambda: log.read_text().count("snapshot ") >= 3, what="three snapshots")
+            time.sleep(0.5)
+            after = red_pixels(screenshot(display, window))
+            x(display, "xdotool", "key", "--window", window, "q")
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        text = log.read_text()
+        assert "Traceback" not in text, text
+        if folder is snaps:
+            files = sorted(snaps.glob("livestyle-identity-*.png"))
+            assert len(files) == 3 == text.count("snapshot saved to"), (files, text)
+            assert all(cv2.imread(str(f)).shape == (270, 480, 3) for f in files)
+            assert after - before < 30  # no error shown
+        else:
+            assert "snapshot saved" not in text and text.count("snapshot NOT saved") == 3, text
+            assert after - before > 30, "the HUD does not show the failed snapshot"
+            assert not folder.exists() if folder is missing else not list(folder.iterdir())
+
+
+@pytest.fixture(scope="module")
+def wm_display(display):
+    """The display with a window manager (openbox), so windows have a title-bar close."""
+    missing = [t for t in ("openbox", "wmctrl") if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (apt-get install openbox wmctrl; .ci/run "
+                    "installs them)")
+    wm = subprocess.Popen(["openbox"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          env={**os.environ, "DISPLAY": display})
+    wait_for(lambda: subprocess.run(["wmctrl", "-m"], capture_output=True,
+                                    env={**os.environ, "DISPLAY": display}).returncode == 0,
+             what="the window manager")
+    yield display
+    wm.terminate()
+    wm.wait(timeout=10)
+
+
+def test_close_button_quits_like_q_and_finalizes_the_output(wm_display, styles_dir, tmp_path):
+    out = tmp_path / "out.mp4"
+    proc, log, window = run_window(wm_display, styles_dir, tmp_path, "-o", str(out))
+    try:
+        time.sleep(1.0)
+        # what the title bar's close button sends: a polite close request from the WM
+        x(wm_display, "wmctrl", "-c", "livestyle")
+        rc = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert rc == 0, text
+    assert "Traceback" not in text and "guiReceiver" not in text, text
+    n = frames_reported(text)
+    assert n > 0 and count_frames(out) == n, text

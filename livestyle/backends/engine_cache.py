@@ -27,11 +27,12 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from livestyle.atomic import atomic_open
 
 MAGIC = b"LSTRT1\n"
 _LEN = struct.Struct("<I")
@@ -117,22 +118,11 @@ def write_entry(path: str | Path, header_fields: Mapping, plan_bytes) -> Path:
     header_bytes = json.dumps(header, sort_keys=True).encode()
     path.parent.mkdir(parents=True, exist_ok=True)
     _sweep_stale_temps(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC)
-            f.write(_LEN.pack(len(header_bytes)))
-            f.write(header_bytes)
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())  # the rename must not reach the disk before the data does
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_open(path) as f:  # fsynced before the rename: the data reaches disk first
+        f.write(MAGIC)
+        f.write(_LEN.pack(len(header_bytes)))
+        f.write(header_bytes)
+        f.write(payload)
     return path
 
 
