@@ -96,16 +96,17 @@ def load_compare(path: str) -> dict:
 
 
 def output_path(out: str | None, now: datetime) -> Path:
-    """Where the JSON goes: --out (a file, or a folder that exists), else bench-<time>.json in
-    the current folder; checked writable before any benchmarking."""
+    """Where the JSON goes: --out (a file, or a folder: one that exists or ends with /), else
+    bench-<time>.json in the current folder; made and checked writable before benchmarking."""
     name = f"bench-{now.strftime('%Y%m%d-%H%M%S')}.json"
     path = Path.cwd() / name if out is None else Path(out)
     if out is not None and (path.is_dir() or out.endswith(("/", os.sep))):
         path = path / name
     folder = path.parent
-    if not folder.is_dir():
-        raise ValueError(f"--out {out}: the folder {folder} does not exist" if out else
-                         f"the current folder {folder} is gone")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot make the folder {folder}: {e.strerror}") from None
     if not os.access(folder, os.W_OK):
         raise ValueError(f"cannot write the results into {folder}: it is not writable; "
                          "pass --out with a folder you can write")

@@ -12,7 +12,8 @@ EPILOG = """examples:
   livestyle run --style cartoon                      webcam 0 -> preview window
   livestyle run --style starry-night --vcam          also a virtual camera for Zoom/Meet/OBS
   livestyle run --source talk.mp4 --style cartoon --output talk-cartoon.mp4 --no-preview
-  livestyle styles                                   the installed styles
+  livestyle styles                                   the installed styles and where they come from
+  livestyle cameras                                  the cameras here and their modes
   livestyle doctor                                   what works on this machine
   livestyle bench                                    frames per second and latency here
   livestyle train --style-image monet.jpg --name monet   make a style (needs .[train])
@@ -57,7 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"livestyle {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _run_parser(sub)
-    sub.add_parser("styles", help="list the installed styles")
+    sub.add_parser("styles", help="list the installed styles, where each comes from",
+                   description="List the installed styles: bundled and yours ($LIVESTYLE_STYLES), "
+                               "which one is used when names clash, and files that cannot be "
+                               "read. Exit 2 when $LIVESTYLE_STYLES is empty or not a folder.")
+    c = sub.add_parser("cameras", help="list the cameras and the modes each offers",
+                       description="List the cameras found and the modes each offers (size, "
+                                   "fps, pixel format), asked of each device through OpenCV. "
+                                   "Exit 0 when a camera gives a picture, 1 when none is found "
+                                   "or none gives a picture.")
+    c.add_argument("sources", nargs="*", metavar="SOURCE",
+                   help="examine these instead of looking for cameras: a camera index, a "
+                        "device such as /dev/video2, or any --source of `livestyle run`")
     sub.add_parser("doctor", help="check cameras, virtual camera, backends and GPU")
     # these two parse their own flags (see PASSTHROUGH)
     sub.add_parser("bench", help="measure frames per second and latency (--help for options)")
@@ -196,6 +208,10 @@ def _main(argv: list[str] | None) -> int:
             return cmd_run(a)
         if a.command == "styles":
             return cmd_styles(a)
+        if a.command == "cameras":
+            from livestyle.cameras import main as cameras
+
+            return cameras(a.sources)
         if a.command == "doctor":
             from livestyle.doctor import main as doctor
 
