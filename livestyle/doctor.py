@@ -56,7 +56,8 @@ def main() -> int:
     lines: list[tuple[bool, str]] = []
 
     cams = _cameras()
-    lines.append((bool(cams), "cameras: " + ", ".join(cams) if cams else
+    lines.append((bool(cams), "cameras: " + ", ".join(cams) + " (`livestyle cameras` lists "
+                  "their modes)" if cams else
                   "cameras: none found; use --source FILE or URL, or plug in a webcam"))
     ok, why = display_available()
     lines.append((ok, "preview window: available" if ok else
