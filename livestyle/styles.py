@@ -174,7 +174,11 @@ def catalogue(dirs: list[Path] | None = None, read_all: bool = False) -> list[En
     then the earlier one stays in use and the broken one says why. Only clashing files are
     opened, unless `read_all` (which also fills `error` for every other unreadable file)."""
     by_name: dict[str, list[Entry]] = {}
+    seen: set[Path] = set()
     for d, origin in _folders(dirs):
+        if d.resolve() in seen:  # $LIVESTYLE_STYLES may name the bundled folder itself
+            continue
+        seen.add(d.resolve())
         if d.is_dir():
             for p in sorted(d.glob("*.onnx")):
                 by_name.setdefault(p.stem, []).append(Entry(p.stem, p, origin))
