@@ -1,7 +1,9 @@
 """`python -m train.gallery`: docs/gallery.png, rows = held-out photos, columns = styles.
 
 The photos (faces and rooms) come from the held-out part of ../shared/data/content, so the
-gallery shows the styles on pictures their training never saw.
+gallery shows the styles on pictures their training never saw. Each is framed as a 640x480
+camera frame and stylized the way `livestyle run` does it on a CPU (auto scale and backend);
+the cells show the results at half size.
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livestyle.backends.onnxruntime import OnnxRuntimeBackend
+from livestyle import backends
 from livestyle.styles import BUNDLED_DIR, read_style
 from .config import DEFAULT_CONTENT
 from .data import split_images
+from .evaluate import camera_frame, product_runner
 
 REPO = Path(__file__).resolve().parents[1]
 # faces first (what a webcam sees), then rooms and a scene
 ROWS = [("caltech101faces_", 3), ("intel_", 1), ("whitehouse_", 1), ("kodak_", 1), ("coco128", 1)]
-CELL = 200
+CELL = (320, 240)  # half of the 640x480 frame each style runs on
 
 
 def pick_photos() -> list[Path]:
@@ -30,14 +33,6 @@ def pick_photos() -> list[Path]:
         matches = [p for p in held if p.name.startswith(prefix)]
         picks += [matches[int(i)] for i in np.linspace(0, len(matches) - 1, n)] if matches else []
     return picks
-
-
-def fit(image: np.ndarray, side: int = CELL) -> np.ndarray:
-    """Centre-crop to a square and resize: every cell the same size."""
-    h, w = image.shape[:2]
-    s = min(h, w)
-    y, x = (h - s) // 2, (w - s) // 2
-    return cv2.resize(image[y:y + s, x:x + s], (side, side), interpolation=cv2.INTER_AREA)
 
 
 def label(text: str, width: int) -> np.ndarray:
@@ -53,14 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     models = sorted(BUNDLED_DIR.glob("*.onnx"))
     if not models:
         raise SystemExit(f"no styles in {BUNDLED_DIR}")
-    photos = [fit(cv2.imread(str(q))) for q in pick_photos()]
-    columns = [("original", photos)]
+    frames = [camera_frame(q) for q in pick_photos()]
+    shrink = lambda im: cv2.resize(im, CELL, interpolation=cv2.INTER_AREA)  # noqa: E731
+    columns = [("original", [shrink(f) for f in frames])]
     for path in models:
-        backend = OnnxRuntimeBackend(path)
-        # stylize at the photo's own framing, as a webcam frame would be
-        columns.append((read_style(path).name, [backend.infer(ph).copy() for ph in photos]))
+        backend = backends.create("auto", path)
+        run = product_runner(backend)
+        columns.append((read_style(path).name, [shrink(run(f)) for f in frames]))
         backend.close()
-    grid = np.hstack([np.vstack([label(name, CELL)] + cells) for name, cells in columns])
+    grid = np.hstack([np.vstack([label(name, CELL[0])] + cells) for name, cells in columns])
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(out), grid)

@@ -38,7 +38,7 @@ cartoon() {
   # camera-scale targets (photos at a 640 px long side, crops cut at that scale, no resize);
   # the toon head learns the base colours and the teacher's cleaned outlines separately
   python -m train --name cartoon --teacher cartoon --size toon --crop 160 --batch 8 \
-    --scale-jitter 1.0 --steps 3000 --lr 0.001 --lr-final 0.0001 --content-weight 0 \
+    --scale-jitter 1.0 --steps 7000 --lr 0.001 --lr-final 0.0001 --content-weight 0 \
     --description "Cartoon: flat colours and clean outlines (learned from our cartoon filter)" \
     "${COMMON[@]}" $(resume cartoon)
 }

@@ -65,15 +65,21 @@ def main() -> int:
     for path in sorted(BUNDLED_DIR.glob("*.onnx")):
         s = read_style(path)
         t = s.training
-        source = f"teacher `{t['teacher']}`" if t.get("teacher") else Path(t.get("style_image", "?")).name
+        images = t.get("style_image", "?").split(",")
+        source = (f"teacher `{t['teacher']}`" if t.get("teacher")
+                  else Path(images[t.get("style_index", 0)]).name)
         prov = TEACHER_NOTE if t.get("teacher") else PROVENANCE.get(source, "see ../shared/data/SOURCES.md")
         secs = t.get("seconds_this_run")
         wall = f"{secs / 60:.1f} min" if secs else "?"
         if t.get("resumed_from_step"):
             wall += f" (after resuming at step {t['resumed_from_step']})"
-        rows.append(f"| {s.name} | {source} | {command(t)} | {t.get('steps_done', '?')} | {wall} | "
+        how = command(t) if len(images) == 1 else (
+            f"`bash train/make_styles.sh paintings`: one network with conditional instance norm "
+            f"for {len(images)} paintings, this is style {t.get('style_index', 0)}")
+        rows.append(f"| {s.name} | {source} | {how} | {t.get('steps_done', '?')} | {wall} | "
                     f"{s.macs_per_pixel} | {path.stat().st_size / 1024:.0f} KB | {prov} |")
-    rows += ["", "Wall times are on a shared 2-core AMD EPYC (no GPU), often with other jobs running."]
+    rows += ["", "Wall times are on a shared 2-core AMD EPYC (no GPU), often with other jobs running, "
+             "and count only the last resumed stretch of a run."]
     out = BUNDLED_DIR / "README.md"
     out.write_text("\n".join(rows) + "\n")
     print(out.read_text())
