@@ -37,6 +37,9 @@ def _run_parser(sub) -> None:
                         "upscaled (default: auto: on a CPU full size up to 640x480, larger frames "
                         "at 640x360 worth of pixels; full size on a GPU)")
     p.add_argument("--blend", type=float, default=1.0, help="1 = fully stylized, 0 = original")
+    p.add_argument("--stroke", type=float, default=1.0,
+                   help="stroke scale, 0.5-4: 2 draws strokes and outlines twice as large (the "
+                        "generator runs at half the processing size, upscaled); live: [ and ]")
     p.add_argument("--vcam", action="store_true", help="also send to a virtual camera")
     p.add_argument("--vcam-device", default=None, help="e.g. /dev/video10 (default: first found)")
     p.add_argument("--vcam-backend", default=None,
@@ -108,7 +111,8 @@ def cmd_run(a) -> int:
     w, h = _parse_size(a.size)
     cfg = RunConfig(styles=tuple(a.style),
                     source=SourceConfig(a.source, w, h, a.fps, loop=a.loop),
-                    backend=a.backend, scale=a.scale, blend=a.blend, preview=a.preview,
+                    backend=a.backend, scale=a.scale, blend=a.blend, stroke=a.stroke,
+                    preview=a.preview,
                     vcam=a.vcam, vcam_device=a.vcam_device, vcam_backend=a.vcam_backend, output=a.output,
                     overwrite=a.overwrite, snapshot_dir=a.snapshot_dir, max_frames=a.max_frames, threads=a.threads)
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -40,6 +40,8 @@ class RunConfig:
     backend: str = "auto"  # auto | openvino | onnxruntime | torch | torch-cuda | tensorrt
     scale: float | None = None  # processing size / frame size; None = auto (CPU: <= 640x480)
     blend: float = 1.0  # 1 = fully stylized, 0 = the original
+    stroke: float = 1.0  # stroke scale: the generator runs at 1/stroke of the processing size,
+    # so strokes and outlines come out this many times larger (and it runs faster)
     preview: bool = True  # a window with HUD and keys
     vcam: bool = False  # a virtual camera for Zoom / Meet / OBS
     vcam_device: str | None = None  # e.g. /dev/video10; None = the first loopback device
@@ -56,6 +58,9 @@ class RunConfig:
         if self.scale is not None and not 0.05 <= self.scale <= 2.0:
             raise ConfigError(f"--scale {self.scale} is out of range: use 0.05-2.0 (e.g. 0.5 "
                               "runs the generator at half size and upscales)")
+        if not 0.5 <= self.stroke <= 4.0:
+            raise ConfigError(f"--stroke {self.stroke} is out of range: use 0.5-4 (2 = strokes "
+                              "twice as large)")
         if not 0.0 <= self.blend <= 1.0:
             raise ConfigError(f"--blend {self.blend} is out of range: use 0.0-1.0")
         s = self.source

@@ -147,6 +147,8 @@ class Controls:
     """What the keys (and signals) change while running."""
 
     blend: float = 1.0
+    stroke: float = 1.0  # the generator runs at 1/stroke of the processing size: larger
+    # strokes and outlines, and faster ([ and ] change it live)
     show_original: bool = False
     hud: bool = True
     quit: bool = False
@@ -183,6 +185,10 @@ class RunStats:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
+# the stroke scales [ and ] step through
+STROKES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
+
+
 def apply_action(action: str, controls: Controls, switcher: StyleSwitcher) -> None:
     if action == "quit":
         controls.quit = True
@@ -200,6 +206,10 @@ def apply_action(action: str, controls: Controls, switcher: StyleSwitcher) -> No
         controls.blend = min(1.0, round(controls.blend + 0.1, 2))
     elif action == "less":
         controls.blend = max(0.0, round(controls.blend - 0.1, 2))
+    elif action in ("bigger", "finer"):
+        i = STROKES.index(min(STROKES, key=lambda v: abs(v - controls.stroke)))
+        i = min(i + 1, len(STROKES) - 1) if action == "bigger" else max(i - 1, 0)
+        controls.stroke = STROKES[i]
     elif action == "snapshot":
         controls.snapshot += 1
     elif action == "hud":
@@ -213,7 +223,8 @@ def hud_lines(switcher: StyleSwitcher, timers: StageTimers, controls: Controls, 
         switcher.wanted != switcher.index) else ""
     stages = " ".join(f"{s[:5]} {timers.recent_ms(s):.1f}" for s in STAGES[1:])
     return [
-        f"{name}{loading}  [{switcher.index + 1}/{len(switcher.styles)}]  blend {controls.blend:.1f}",
+        f"{name}{loading}  [{switcher.index + 1}/{len(switcher.styles)}]  blend {controls.blend:.1f}"
+        f"  stroke {controls.stroke:g}x",
         f"{timers.fps():5.1f} fps  {switcher.backend.name} @ {size[0]}x{size[1]}  "
         f"dropped {dropped}",
         f"ms: {stages}",
@@ -278,11 +289,11 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | 
             t1 = time.perf_counter()
             timers.add("capture", t1 - t0)
             bgr = to_bgr8(frame.image)
-            if bgr.shape[:2] != last_shape:
-                last_shape = bgr.shape[:2]
+            if (bgr.shape[:2], controls.stroke) != last_shape:
+                last_shape = (bgr.shape[:2], controls.stroke)
                 s = scale if scale is not None else auto_scale(
                     bgr.shape[1], bgr.shape[0], gpu=switcher.backend.name in backends.GPU_BACKENDS)
-                size = processing_size(bgr.shape[1], bgr.shape[0], s)
+                size = processing_size(bgr.shape[1], bgr.shape[0], s / controls.stroke)
             small = preprocess(bgr, size)
             t2 = time.perf_counter()
             timers.add("preprocess", t2 - t1)
@@ -373,6 +384,6 @@ def run(cfg: RunConfig, log=print, controls: Controls | None = None) -> RunStats
             log(f"virtual camera: {vcam.device}")
             sinks.append(vcam)
         controls = controls or Controls()
-        controls.blend = cfg.blend
+        controls.blend, controls.stroke = cfg.blend, cfg.stroke
         return run_loop(source, switcher, sinks, cfg.scale, controls, preview, cfg.max_frames,
                         cfg.snapshot_dir, log=log)

@@ -148,3 +148,27 @@ def test_styles_command_lists_installed_styles(styles_dir):
     r = livestyle("styles", env={"LIVESTYLE_STYLES": str(styles_dir)})
     assert r.returncode == 0
     assert "rand-a" in r.stdout and "identity" in r.stdout and "no change" in r.stdout
+
+
+def test_stroke_scale_runs_the_generator_smaller_and_keeps_the_frame_size(tmp_path, styles_dir):
+    """--stroke 2: the generator runs at half the processing size; output at the frame's size."""
+    clip = need(CLIP)
+    stats = run(RunConfig(styles=(str(styles_dir / "rand-a.onnx"),),
+                          source=SourceConfig(str(clip)), preview=False, stroke=2.0,
+                          output=str(tmp_path / "big-strokes.mp4"), max_frames=5))
+    assert stats.processing_size == (240, 135)  # the clip is 480x270, auto scale is 1 here
+    assert read_all(tmp_path / "big-strokes.mp4")[0].shape == (270, 480, 3)
+
+
+def test_stroke_keys_step_through_the_scales():
+    from livestyle.pipeline import STROKES, Controls, apply_action
+
+    controls = Controls()
+    apply_action("bigger", controls, switcher=None)
+    assert controls.stroke == 1.25
+    for _ in range(20):
+        apply_action("bigger", controls, switcher=None)
+    assert controls.stroke == STROKES[-1]
+    for _ in range(20):
+        apply_action("finer", controls, switcher=None)
+    assert controls.stroke == STROKES[0]

@@ -1,7 +1,7 @@
 """The preview window (OpenCV highgui): the stylized stream, a HUD, and keyboard controls.
 
 Keys: n / right = next style, p / left = previous, 1-9 = style by number, space = original
-vs stylized, + / - = blend strength, s = snapshot PNG, h = HUD on/off, q / Esc = quit.
+vs stylized, + / - = blend strength, [ / ] = finer / bigger strokes, s = snapshot PNG, h = HUD on/off, q / Esc = quit.
 Closing the window (its title-bar button, or the window manager) quits exactly like q.
 """
 
@@ -25,11 +25,12 @@ KEYS: dict[int, str] = {
     0xFF53: "next", 0xFF51: "previous",  # right / left arrows (X11 keysyms)
     ord(" "): "original",
     ord("+"): "more", ord("="): "more", ord("-"): "less", ord("_"): "less",
+    ord("["): "finer", ord("]"): "bigger",
     ord("s"): "snapshot", ord("h"): "hud",
     **{ord(str(i)): f"style:{i - 1}" for i in range(1, 10)},
 }
 
-HELP = "n/p style  1-9 pick  space original  +/- blend  s snap  h HUD  q quit"
+HELP = "n/p style  1-9 pick  space original  +/- blend  [/] stroke  s snap  h HUD  q quit"
 
 
 def display_available() -> tuple[bool, str]:
