@@ -358,9 +358,11 @@ class FileSource:
         self._interrupted = True
 
     def close(self) -> None:
+        """Stop decoding; returns at once even if a read hangs on the network (the thread
+        then releases the capture when the read gives up, READ_TIMEOUT_MS at most)."""
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=0.5)
+            self._thread.join(timeout=0.5 if not self._interrupted else 0.05)
 
     def __enter__(self):
         return self

@@ -47,6 +47,12 @@ def partials(out: Path) -> list[Path]:
     return sorted(out.parent.glob(f"{out.stem}.livestyle-partial-*{out.suffix}"))
 
 
+def writing(out: Path) -> bool:
+    """Frames are reaching a file for `out` (its partial file, or `out` itself)."""
+    files = partials(out) + ([out] if out.exists() else [])
+    return any(f.stat().st_size > 0 for f in files)
+
+
 # -- row 1: the output is the source -------------------------------------------------------
 
 def test_output_that_is_the_source_is_refused_in_every_spelling(tmp_path, styles_dir):
@@ -87,12 +93,12 @@ def test_second_run_on_a_busy_output_is_refused_and_the_first_completes(tmp_path
     first = start("--source", str(need(CLIP)), "--loop", "--style",
                   str(styles_dir / "rand-a.onnx"), "-o", str(out), "--no-preview")
     try:
-        wait_for(lambda: partials(out) or first.poll() is not None, what="the first run")
+        wait_for(lambda: writing(out) or first.poll() is not None, what="the first run")
         assert first.poll() is None, first.stderr.read()
-        # the target does not exist yet: only the claim can stop the second run
+        # (the target does not exist yet: only the claim can stop the second run)
         second = livestyle("run", "--source", str(need(CLIP)), "--style",
                            str(styles_dir / "rand-b.onnx"), "-o", str(out), "--no-preview",
-                           "--max-frames", "10", "-y")
+                           "--max-frames", "10")
         assert second.returncode == 2, second.stderr
         assert f"another livestyle run (process {first.pid}) is writing" in second.stderr
         first.send_signal(signal.SIGINT)
@@ -164,8 +170,7 @@ def test_sigkill_leaves_nothing_at_the_target_and_the_next_run_cleans_up(tmp_pat
     proc = start("--source", str(need(CLIP)), "--loop", "--style",
                  str(styles_dir / "rand-a.onnx"), "-o", str(out), "--no-preview")
     try:
-        wait_for(lambda: partials(out) and partials(out)[0].stat().st_size > 0,
-                 what="frames being written")
+        wait_for(lambda: writing(out), what="frames being written")
         time.sleep(1.0)
         proc.kill()
         proc.wait(timeout=10)

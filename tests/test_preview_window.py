@@ -136,7 +136,14 @@ def run_window(display, styles_dir, tmp_path, *extra):
     try:
         wait_for(lambda: x(display, "xdotool", "search", "--name", "^livestyle$"), what="window")
         window = x(display, "xdotool", "search", "--name", "^livestyle$").split()[0]
-        wait_for(lambda: screenshot(display, window).max() > 0, what="a frame in the window")
+
+        def shows_a_frame():
+            try:  # `import` gives nothing while the window manager is still framing it
+                return screenshot(display, window).max() > 0
+            except cv2.error:
+                return False
+
+        wait_for(shows_a_frame, what="a frame in the window")
     except BaseException:
         proc.kill()
         raise

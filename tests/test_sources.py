@@ -56,14 +56,15 @@ class RangeHandler(QuietHandler):
 
 
 class StallingHandler(QuietHandler):
-    """Sends the headers and the first third of the file, then nothing (a server that hung
-    mid-stream); the connection stays open until the test ends."""
+    """Sends the headers and the first twentieth of the file (its index and about seven
+    frames), then nothing (a server that hung mid-stream); the connection stays open until
+    the test ends."""
 
     release = threading.Event()
 
     def copyfile(self, source, outputfile):
         data = source.read()
-        outputfile.write(data[: len(data) // 3])
+        outputfile.write(data[: len(data) // 20])
         outputfile.flush()
         self.release.wait(60)
 
@@ -108,7 +109,7 @@ def silent_server():
                 continue
 
     threading.Thread(target=accept, daemon=True).start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}", held
     stop.set()
     for c in held:
         c.close()
@@ -172,7 +173,8 @@ def test_ctrl_c_is_prompt_while_the_server_stalls(where, tmp_path, styles_dir, s
                                                   http_server):
     out = tmp_path / "out.mp4"
     if where == "at-connect":
-        url = f"{silent_server}/clip.mp4"
+        url, connections = silent_server
+        url += "/clip.mp4"
     else:
         clip = need(CLIP_640)
         url = f"{http_server(clip.parent, StallingHandler)}/{clip.name}"
@@ -181,11 +183,16 @@ def test_ctrl_c_is_prompt_while_the_server_stalls(where, tmp_path, styles_dir, s
          str(styles_dir / "rand-a.onnx"), "-o", str(out), "--no-preview"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "DISPLAY": ""})
-    if where == "mid-stream":  # wait until frames flow, then for the data to run out
-        end = time.monotonic() + 60
-        while not list(tmp_path.glob("out.livestyle-partial-*.mp4")) and time.monotonic() < end:
+    end = time.monotonic() + 60
+    if where == "at-connect":  # signal once livestyle is connected and waiting for an answer
+        while not connections and proc.poll() is None and time.monotonic() < end:
             time.sleep(0.05)
-    took = _interrupt_after(proc, 3.0)
+        assert connections, "livestyle never connected"
+    else:  # once frames flow: the data runs out soon after, and a read waits up to 5 s
+        while not (out.exists() or list(tmp_path.glob("out.livestyle-partial-*.mp4"))) \
+                and proc.poll() is None and time.monotonic() < end:
+            time.sleep(0.05)
+    took = _interrupt_after(proc, 1.0 if where == "at-connect" else 2.0)
     stderr = proc.stderr.read()
     assert took < 1.5, f"Ctrl-C took {took:.1f} s to end the run\n{stderr}"
     assert proc.returncode == 130, stderr
