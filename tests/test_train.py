@@ -404,7 +404,9 @@ def test_ctrl_c_exits_130_and_leaves_a_loadable_checkpoint(content_dir, tmp_path
             proc.wait()
     assert proc.returncode == 130, err
     assert "interrupted" in err and "--resume" in err and "Traceback" not in err, err
-    assert load_checkpoint(ckpt)["step"] >= 1
+    # the message names the step that was saved, and it is the checkpoint's step
+    saved = int(err.split("interrupted: step ")[1].split(" ")[0])
+    assert load_checkpoint(ckpt)["step"] == saved >= 1
     assert no_tmp_files(ckpt.parent) == [] and no_tmp_files(Path(cfg.out_dir)) == []
     assert not (Path(cfg.out_dir) / "t.onnx").exists()
 
@@ -458,3 +460,116 @@ def test_unknown_loss_network_is_a_clear_error():
 
     with pytest.raises(ValueError, match="efficientnet-lite0"):
         build_loss_net("vgg-from-nowhere")
+
+
+# -- 9. what training must never destroy, and where models go -----------------------------------
+
+def test_existing_model_is_kept_unless_overwrite(content_dir, tmp_path, capsys):
+    cfg = make_cfg(content_dir, tmp_path, steps=1)
+    target = Path(cfg.out_dir) / "t.onnx"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"the user's model")
+    assert train_main(cli_args(cfg)) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert target.read_bytes() == b"the user's model"
+    assert not (Path(cfg.run_dir) / "t").exists(), "refused before any work"
+    assert train_main(cli_args(cfg) + ["--overwrite"]) == 0
+    assert read_style(target).name == "t"
+
+
+def test_resume_without_a_checkpoint_is_an_error(content_dir, tmp_path, capsys):
+    cfg = make_cfg(content_dir, tmp_path, steps=1)
+    assert train_main(cli_args(cfg) + ["--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "no checkpoint at" in err and "without --resume" in err
+    assert not Path(cfg.out_dir).exists()
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", ".hidden", "", "x" * 80])
+def test_style_names_cannot_leave_the_output_folder(content_dir, tmp_path, capsys, name):
+    assert train_main(["--name", name, "--teacher", "cartoon", "--content-dir", str(content_dir),
+                       "--out-dir", str(tmp_path / "o"), "--run-dir", str(tmp_path / "r")]) == 2
+    assert "not a valid style name" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_models_go_to_the_users_styles_folder_by_default(content_dir, tmp_path, monkeypatch,
+                                                         capsys):
+    monkeypatch.setenv("LIVESTYLE_STYLES", str(tmp_path / "mine"))
+    cfg = make_cfg(content_dir, tmp_path, name="cartoon", teacher="cartoon", steps=1, out_dir="")
+    assert train_main(cli_args(cfg)) == 0
+    err = capsys.readouterr().err
+    assert (tmp_path / "mine" / "cartoon.onnx").is_file()
+    # a bundled style of the same name is left alone, and the user is told theirs wins
+    assert "take precedence over the bundled" in err
+    assert "run it with: livestyle run --style cartoon" in err
+
+
+def test_resume_may_extend_the_steps(content_dir, tmp_path):
+    cfg = make_cfg(content_dir, tmp_path, steps=2)
+    train(cfg, export=False)
+    longer = make_cfg(content_dir, tmp_path, steps=4)
+    train(longer, resume=True, export=False)
+    assert load_checkpoint(Path(cfg.run_dir) / "t" / "checkpoint.pt")["step"] == 4
+
+
+# -- 10. the generators the styles ship with ------------------------------------------------------
+
+def test_multi_style_run_exports_one_model_per_painting(content_dir, tmp_path):
+    """Conditional instance norm: one network, two paintings, two ordinary models out."""
+    second = SHARED / "styles" / "the_scream.jpg"
+    if not second.is_file():
+        pytest.skip(f"shared style painting missing: {second}")
+    cfg = make_cfg(content_dir, tmp_path, name="a,b", style_image=f"{_style()},{second}",
+                   description="first|second", steps=3)
+    train(cfg)
+    ckpt = load_checkpoint(Path(cfg.run_dir) / "a,b" / "checkpoint.pt")
+    both = Generator(SIZES["paint"].__class__(**{**SIZES["paint"].to_dict(), "n_styles": 2,
+                                                 "channels": SIZES["paint"].channels}))
+    both.load_state_dict(ckpt["generator"])
+    both.eval()
+    bgr = cv2.imread(str(sorted(content_dir.iterdir())[0]))[:120, :160]
+    outs = []
+    for k, name in enumerate(["a", "b"]):
+        style = read_style(Path(cfg.out_dir) / f"{name}.onnx")
+        assert style.description == ["first", "second"][k]
+        assert style.generator["n_styles"] == 1 and style.training["style_index"] == k
+        session = ort.InferenceSession(str(style.path), providers=["CPUExecutionProvider"])
+        got = session.run(None, {"frame": np.ascontiguousarray(bgr[None])})[0][0]
+        x = torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)[None] / 255.0
+        with torch.no_grad():
+            ref = both(x.float(), torch.tensor([k])).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+        ref = cv2.cvtColor((ref * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR)
+        assert psnr(got, ref) > 40, f"model {name} is not style {k} of the network"
+        outs.append(got)
+    # each painting has its own instance-norm scales and shifts (the rest is shared)
+    a, b = both.single_style(0).state_dict(), both.single_style(1).state_dict()
+    differ = [k for k in a if not torch.equal(a[k], b[k])]
+    assert differ and all(k.endswith((".weight", ".bias")) for k in differ), differ
+    assert not np.array_equal(outs[0], outs[1])
+
+
+def test_toon_student_learns_the_teachers_layers(content_dir, tmp_path):
+    """The cartoon student gets its own loss on the outlines and on the flat colours."""
+    cfg = make_cfg(content_dir, tmp_path, name="toon", teacher="cartoon", steps=3,
+                   content_weight=0.0, long_side=256, crop=64)
+    assert cfg.generator_size == "toon"
+    out = train(cfg)
+    history = load_checkpoint(Path(cfg.run_dir) / "toon" / "checkpoint.pt")["history"]
+    assert {"lines", "base", "l1", "edges", "stability"} <= history[0].keys()
+    assert "perceptual" not in history[0]
+    style = read_style(out)
+    assert style.generator["head"] == "toon" and style.generator["stem_stride"] == 2
+    frame = np.full((1, 37, 53, 3), 200, np.uint8)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"frame": frame})[0].shape == frame.shape
+
+
+def test_cartoon_layers_composite_to_the_cartoon():
+    from train.teachers.cartoon import cartoon, cartoon_parts, ink
+
+    bgr = cv2.imread(str(_photos()[0]))
+    flat, cover = cartoon_parts(bgr)
+    assert flat.shape == bgr.shape and cover.shape == bgr.shape[:2]
+    assert 0.0 <= cover.min() and cover.max() <= 1.0 and cover.max() > 0  # some outlines
+    assert np.array_equal(ink(flat, cover), cartoon(bgr))
