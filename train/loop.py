@@ -224,8 +224,6 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
             print(f"livestyle train: {cfg.mode} mode, '{cfg.name}', reading {cfg.content_folder}"
                   + (f" and running the {cfg.teacher} teacher on every photo" if teacher else ""),
                   file=sys.stderr, flush=True)
-        data = CropSampler(cfg.content_folder, cfg.crop, teacher, long_side=cfg.long_side,
-                           jitter=cfg.scale_jitter, progress=_prepare_progress if master else None)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         # a student of a colour-keeping teacher adds its output to the input
         n_styles = max(1, len(cfg.style_images))
@@ -242,6 +240,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
         d_opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=(0.5, 0.99)) if critic else None
 
         start = 0
+        seconds_before = 0.0  # training time of the run's earlier stretches (resumed runs)
         history: list[dict] = []  # {"step", "loss", <each term>} at every log step (master)
         if resume:
             ckpt = load_checkpoint(ckpt_path)
@@ -259,6 +258,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                 d_opt.load_state_dict(ckpt["d_opt"])
             start = ckpt["step"]
             history = list(ckpt.get("history", []))  # older checkpoints have none
+            seconds_before = float(ckpt.get("seconds", 0.0))
             if master:
                 print(f"resumed from {ckpt_path} at step {start}", file=sys.stderr)
         model = torch.nn.parallel.DistributedDataParallel(generator) if ddp else generator
@@ -279,12 +279,17 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
         def save_checkpoint(done: int) -> None:
             state = {"step": done, "config": cfg.to_dict(),
                      "generator": generator.state_dict(), "g_opt": g_opt.state_dict(),
-                     "history": history}
+                     "history": history,
+                     "seconds": seconds_before + time.perf_counter() - t_start}
             if critic:
                 state |= {"critic": critic.state_dict(), "d_opt": d_opt.state_dict()}
             save_atomic(state, ckpt_path)
 
-        # -- the loop
+        # -- the loop (photos are prepared only when there are steps left to train)
+        if start < cfg.steps:
+            data = CropSampler(cfg.content_folder, cfg.crop, teacher, long_side=cfg.long_side,
+                               jitter=cfg.scale_jitter,
+                               progress=_prepare_progress if master else None)
         t_start = time.perf_counter()
         # Ctrl-C (SIGINT) only raises a flag: the step in hand finishes, a checkpoint is saved
         # at that step and TrainingInterrupted says so; a second Ctrl-C stops at once
@@ -374,6 +379,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
             checks = [cv2.cvtColor(p, cv2.COLOR_RGB2BGR) for p in photos[:2]]
             meta_training = cfg.to_dict() | {
                 "steps_done": cfg.steps, "seconds_this_run": round(time.perf_counter() - t_start),
+                "train_seconds": round(seconds_before + time.perf_counter() - t_start),
                 "resumed_from_step": start}
             generator = generator.cpu().eval()
             descriptions = cfg.description.split("|")

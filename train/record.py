@@ -69,9 +69,11 @@ def main() -> int:
         source = (f"teacher `{t['teacher']}`" if t.get("teacher")
                   else Path(images[t.get("style_index", 0)]).name)
         prov = TEACHER_NOTE if t.get("teacher") else PROVENANCE.get(source, "see ../shared/data/SOURCES.md")
-        secs = t.get("seconds_this_run")
+        secs = t.get("train_seconds") or t.get("seconds_this_run")
         wall = f"{secs / 60:.1f} min" if secs else "?"
-        if t.get("resumed_from_step"):
+        if t.get("resumed_from_step") and t["resumed_from_step"] == t.get("steps_done"):
+            wall = "see below"  # exported from a checkpoint made before times were recorded
+        elif t.get("resumed_from_step"):
             wall += f" (after resuming at step {t['resumed_from_step']})"
         how = command(t) if len(images) == 1 else (
             f"`bash train/make_styles.sh paintings`: one network with conditional instance norm "
@@ -79,7 +81,7 @@ def main() -> int:
         rows.append(f"| {s.name} | {source} | {how} | {t.get('steps_done', '?')} | {wall} | "
                     f"{s.macs_per_pixel} | {path.stat().st_size / 1024:.0f} KB | {prov} |")
     rows += ["", "Wall times are on a shared 2-core AMD EPYC (no GPU), often with other jobs running, "
-             "and count only the last resumed stretch of a run."]
+             "and count every stretch of a resumed run (older models: only the last one)."]
     out = BUNDLED_DIR / "README.md"
     out.write_text("\n".join(rows) + "\n")
     print(out.read_text())
