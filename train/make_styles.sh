@@ -32,13 +32,13 @@ paintings() {
   local name_list="${names[*]}" image_list="${images[*]}"
   IFS='|'
   python -m train --name "$name_list" --style-image "$image_list" --description "${descs[*]}" \
-    --size paint --crop 160 --batch 4 --steps 12000 "${COMMON[@]}" $(resume "$name_list")
+    --size paint --crop 160 --batch 4 --steps 9603 "${COMMON[@]}" $(resume "$name_list")
 }
 cartoon() {
   # camera-scale targets (photos at a 640 px long side, crops cut at that scale, no resize);
   # the toon head learns the base colours and the teacher's cleaned outlines separately
   python -m train --name cartoon --teacher cartoon --size toon --crop 160 --batch 8 \
-    --scale-jitter 1.0 --steps 7000 --lr 0.001 --lr-final 0.0001 --content-weight 0 \
+    --scale-jitter 1.0 --steps 6403 --lr 0.001 --lr-final 0.0001 --content-weight 0 \
     --description "Cartoon: flat colours and clean outlines (learned from our cartoon filter)" \
     "${COMMON[@]}" $(resume cartoon)
 }
