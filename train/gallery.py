@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(out), grid)
-    print(f"wrote {out} ({len(photos)} photos x {len(models)} styles)")
+    print(f"wrote {out} ({len(frames)} photos x {len(models)} styles)")
     return 0
 
 
