@@ -65,7 +65,7 @@ def main() -> int:
     for path in sorted(BUNDLED_DIR.glob("*.onnx")):
         s = read_style(path)
         t = s.training
-        images = t.get("style_image", "?").split(",")
+        images = (t.get("style_image") or "?").split(",")
         source = (f"teacher `{t['teacher']}`" if t.get("teacher")
                   else Path(images[t.get("style_index", 0)]).name)
         prov = TEACHER_NOTE if t.get("teacher") else PROVENANCE.get(source, "see ../shared/data/SOURCES.md")
@@ -81,7 +81,12 @@ def main() -> int:
         rows.append(f"| {s.name} | {source} | {how} | {t.get('steps_done', '?')} | {wall} | "
                     f"{s.macs_per_pixel} | {path.stat().st_size / 1024:.0f} KB | {prov} |")
     rows += ["", "Wall times are on a shared 2-core AMD EPYC (no GPU), often with other jobs running, "
-             "and count every stretch of a resumed run (older models: only the last one)."]
+             "and count every stretch of a resumed run (older models: only the last one).",
+             "", "\"see below\": the runs of 2026-11-25 were exported from their checkpoints, "
+             "before checkpoints recorded time. The eight paintings trained for about 1 h 45 min "
+             "(one thread, the other core busy with the cartoon; about 1.5-2.2 steps a second), "
+             "the cartoon for about 1 h 30 min (one thread, about 1 step a second, plus a "
+             "4-minute teacher pass over the photos at each of its three starts)."]
     out = BUNDLED_DIR / "README.md"
     out.write_text("\n".join(rows) + "\n")
     print(out.read_text())
