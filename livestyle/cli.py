@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import signal
 import sys
 
@@ -12,6 +14,7 @@ EPILOG = """examples:
   livestyle run --style cartoon                      webcam 0 -> preview window
   livestyle run --style starry-night --vcam          also a virtual camera for Zoom/Meet/OBS
   livestyle run --source talk.mp4 --style cartoon --output talk-cartoon.mp4 --no-preview
+  livestyle run --source photo.jpg --style udnie -o photo-udnie.png   an image (or folder -> folder)
   livestyle styles                                   the installed styles and where they come from
   livestyle cameras                                  the cameras here and their modes
   livestyle doctor                                   what works on this machine
@@ -26,8 +29,11 @@ def _run_parser(sub) -> None:
                                    "camera and/or a video file.")
     p.add_argument("--style", action="append", required=True, metavar="NAME",
                    help="style name or .onnx path; repeat to preload several (keys n/p/1-9 switch)")
-    p.add_argument("--source", default="0", help="camera index, video file or URL (default 0)")
-    p.add_argument("--size", default="640x480", help="size asked of a camera, WxH (default 640x480)")
+    p.add_argument("--source", default="0",
+                   help="camera index, video file, URL, image, or folder of images (default 0)")
+    p.add_argument("--size", default=None,
+                   help="size asked of a camera, WxH (default 640x480); for what is written, "
+                        "--output-size")
     p.add_argument("--fps", type=float, default=30.0, help="rate asked of a camera (default 30)")
     p.add_argument("--loop", action="store_true", help="replay a video file forever")
     p.add_argument("--backend", default="auto",
@@ -45,7 +51,13 @@ def _run_parser(sub) -> None:
     p.add_argument("--vcam-backend", default=None,
                    help="pyvirtualcam backend: v4l2loopback, obs, unitycapture (default: auto)")
     p.add_argument("--output", "-o", default=None,
-                   help="also write a video file (.mp4); it appears when the run ends, whole")
+                   help="also write a video file (.mp4 H.264, .mkv, .mov, .avi); it appears when "
+                        "the run ends, whole. For an image source an image (.png, .jpg...), for "
+                        "a folder of images a folder (same names)")
+    p.add_argument("--output-size", default=None, metavar="WxH",
+                   help="size of what is written to --output and the virtual camera, e.g. "
+                        "1280x720; 0 for one side keeps the aspect ratio (1280x0) (default: the "
+                        "source's size)")
     p.add_argument("--overwrite", "-y", action="store_true",
                    help="replace --output if it exists (default: refuse; never the source)")
     p.add_argument("--no-preview", dest="preview", action="store_false", help="no window")
@@ -83,13 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _parse_size(text: str) -> tuple[int, int]:
+def _parse_size(text: str, flag: str = "--size") -> tuple[int, int]:
     from livestyle.config import ConfigError
 
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise ConfigError(f"--size {text!r} is not WxH (for example 1280x720)") from None
+        raise ConfigError(f"{flag} {text!r} is not WxH (for example 1280x720)") from None
     return w, h
 
 
@@ -108,22 +120,33 @@ def cmd_run(a) -> int:
         if not controls.request_stop():
             raise KeyboardInterrupt
 
-    w, h = _parse_size(a.size)
+    from livestyle.progress import Progress
+
+    w, h = _parse_size(a.size or "640x480")
+    out_size = _parse_size(a.output_size, "--output-size") if a.output_size else None
     cfg = RunConfig(styles=tuple(a.style),
                     source=SourceConfig(a.source, w, h, a.fps, loop=a.loop),
                     backend=a.backend, scale=a.scale, blend=a.blend, stroke=a.stroke,
                     preview=a.preview,
                     vcam=a.vcam, vcam_device=a.vcam_device, vcam_backend=a.vcam_backend, output=a.output,
+                    output_size=out_size,
                     overwrite=a.overwrite, snapshot_dir=a.snapshot_dir, max_frames=a.max_frames, threads=a.threads)
+    progress = Progress()
+    if a.size and not cfg.source.is_camera:
+        progress.log(f"note: --size is what a camera is asked for; a file keeps its size "
+                     f"(use --output-size {a.size} to resize what is written)")
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        stats = run(cfg, log=lambda m: print(m, file=sys.stderr), controls=controls)
+        stats = run(cfg, log=progress.log, controls=controls, progress=progress)
     finally:
+        progress.finish()
         for s, handler in previous.items():
             signal.signal(s, handler)
     print(f"{stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.1f} fps), "
           f"{stats.dropped} dropped at the source; processing {stats.processing_size[0]}x"
           f"{stats.processing_size[1]} on {stats.backend}", file=sys.stderr)
+    for written in stats.outputs:
+        print(f"wrote {written}", file=sys.stderr)
     if signals:
         print("livestyle: stopped; camera and outputs released", file=sys.stderr)
         return 130
@@ -185,7 +208,18 @@ def main(argv: list[str] | None = None) -> int:
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         signal.signal(signal.SIGTERM, _on_sigterm)
-        return _main(argv)
+        code = _main(argv)
+        sys.stdout.flush()  # a reader that went away shows here, while we can still stay quiet
+        return code
+    except BrokenPipeError:
+        # `livestyle styles | head`: the reader has what it wanted; stop as `ls | head`
+        # does, silently. Point stdout at /dev/null so the interpreter's last flush of what
+        # is still buffered does not fail again on the way out.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        return 128 + 13  # as a shell reports a process ended by SIGPIPE
     except KeyboardInterrupt:
         for s in previous:  # a second Ctrl-C while we say so must not print a traceback
             signal.signal(s, signal.SIG_IGN)

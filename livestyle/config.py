@@ -15,6 +15,15 @@ class ConfigError(ValueError):
     """A setting that cannot work; the message names the flag and what to do."""
 
 
+# what an image source or output may be (OpenCV reads and writes each of these)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
+
+
+def is_image(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
 @dataclass(frozen=True)
 class SourceConfig:
     source: str = "0"  # camera index, video file path, or URL (rtsp://, http://, ...)
@@ -32,6 +41,12 @@ class SourceConfig:
     def is_url(self) -> bool:
         return "://" in self.source
 
+    @property
+    def is_images(self) -> bool:
+        """An image file, or a folder of images."""
+        return not (self.is_camera or self.is_url) and (
+            is_image(self.source) or Path(self.source).is_dir())
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -46,7 +61,10 @@ class RunConfig:
     vcam: bool = False  # a virtual camera for Zoom / Meet / OBS
     vcam_device: str | None = None  # e.g. /dev/video10; None = the first loopback device
     vcam_backend: str | None = None  # pyvirtualcam backend (v4l2loopback, obs, ...); None = auto
-    output: str | None = None  # video file to write (mp4)
+    output: str | None = None  # video file to write (mp4); for an image source an image
+    # file, for a folder of images a folder
+    output_size: tuple[int, int] | None = None  # (w, h) of what is written (file, vcam);
+    # 0 for one side keeps the aspect ratio; None = the frame's size
     overwrite: bool = False  # replace an existing output file (never the source itself)
     snapshot_dir: str = "."  # where the `s` key saves PNGs
     max_frames: int = 0  # stop after this many frames; 0 = until the source ends or `q`
@@ -73,13 +91,26 @@ class RunConfig:
                               "or more")
         if self.threads < 0:
             raise ConfigError(f"--threads {self.threads} is negative: use 0 (all cores) or more")
-        if not (s.is_camera or s.is_url or Path(s.source).is_file()):
-            raise ConfigError(f"source {s.source!r} is not a camera index, a URL or an existing "
-                              "file; pass --source 0 for the first webcam or a video path")
-        if self.output:
+        if self.output_size is not None:
+            w, h = self.output_size
+            if not (0 <= w <= 7680 and 0 <= h <= 4320) or w + h == 0 or 0 < min(w, h) < 2:
+                raise ConfigError(f"--output-size {w}x{h} is out of range: use 2x2 to 7680x4320, "
+                                  "or 0 for one side to keep the aspect ratio (1280x0)")
+        if not (s.is_camera or s.is_url or Path(s.source).is_file() or
+                Path(s.source).is_dir()):
+            raise ConfigError(f"source {s.source!r} is not a camera index, a URL, an existing "
+                              "file or folder; pass --source 0 for the first webcam or a video, "
+                              "image or folder path")
+        if self.output and s.is_images:
+            self._validate_image_output()
+        elif self.output:
             out = Path(self.output)
-            if out.suffix.lower() not in (".mp4", ".avi", ".mkv", ".mov"):
-                raise ConfigError(f"--output {out}: use a .mp4, .avi, .mkv or .mov name")
+            if is_image(out):
+                raise ConfigError(f"--output {out} is an image but the source is a video or "
+                                  "camera; give a video name (.mp4, .mkv, .mov or .avi)")
+            if out.suffix.lower() not in VIDEO_SUFFIXES:
+                raise ConfigError(f"--output {out}: use a .mp4, .avi, .mkv or .mov name "
+                                  "(or an image name, or a folder, for an image source)")
             parent = out.parent if str(out.parent) else Path(".")
             if not parent.is_dir() or not os.access(parent, os.W_OK):
                 raise ConfigError(f"--output {out}: folder {parent} does not exist or is not "
@@ -97,6 +128,35 @@ class RunConfig:
         if not (self.preview or self.vcam or self.output or self.max_frames):
             raise ConfigError("nothing to show: with --no-preview, pass --vcam and/or --output")
         return self
+
+    def _validate_image_output(self) -> None:
+        """An image source writes an image; a folder of images, a folder of images."""
+        src, out = Path(self.source.source), Path(self.output)
+        parent = out.parent if str(out.parent) else Path(".")
+        if src.is_dir():
+            if (out.exists() and not out.is_dir()) or out.suffix.lower() in (
+                    IMAGE_SUFFIXES + VIDEO_SUFFIXES):
+                raise ConfigError(f"--output {out}: the source {src} is a folder, so the "
+                                  "output is a folder too (one image per image, same names)")
+            if out.exists() and os.path.samefile(out, src):
+                raise ConfigError(f"--output {out} is the source folder itself; writing there "
+                                  "would replace the source images. Pick another folder")
+            if not out.exists() and not parent.is_dir():
+                raise ConfigError(f"--output {out}: folder {parent} does not exist; the output "
+                                  "folder is made only inside an existing one")
+            return
+        if not is_image(out):
+            raise ConfigError(f"--output {out}: the source {src} is an image, so the output is "
+                              f"an image too: use one of {', '.join(IMAGE_SUFFIXES)}")
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise ConfigError(f"--output {out}: folder {parent} does not exist or is not "
+                              "writable; pick another path")
+        if _same_file(out, str(src)):
+            raise ConfigError(f"--output {out} is the source image itself ({src}); writing "
+                              "it would destroy the source. Pick another output name")
+        if (out.exists() or out.is_symlink()) and not self.overwrite:
+            raise ConfigError(f"--output {out} exists; pass --overwrite (-y) to replace it, "
+                              "or pick another name")
 
     def to_dict(self) -> dict:
         return asdict(self)

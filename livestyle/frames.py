@@ -74,3 +74,23 @@ def postprocess(styled: np.ndarray, original: np.ndarray, blend: float = 1.0) ->
     if blend <= 0.0:
         return original.copy()
     return cv2.addWeighted(styled, blend, original, 1.0 - blend, 0.0)
+
+
+def fit_size(spec: tuple[int, int], width: int, height: int) -> tuple[int, int]:
+    """The output size `spec` (w, h) asks for a `width` x `height` frame: a 0 side follows
+    the other one at the frame's aspect ratio (at least 2 pixels)."""
+    w, h = spec
+    if w and h:
+        return w, h
+    if w:
+        return w, max(2, round(height * w / width))
+    return max(2, round(width * h / height)), h
+
+
+def resize_to(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`frame` at `size` (w, h): INTER_AREA to shrink (no aliasing), INTER_LINEAR to enlarge."""
+    h, w = frame.shape[:2]
+    if (w, h) == size:
+        return frame
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA if size[0] < w else
+                      cv2.INTER_LINEAR)

@@ -12,6 +12,7 @@ closed.
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import threading
@@ -28,7 +29,8 @@ from livestyle import backends
 from livestyle.atomic import write_atomic
 from livestyle.camera import open_source
 from livestyle.config import RunConfig
-from livestyle.frames import auto_scale, postprocess, preprocess, processing_size, to_bgr8
+from livestyle.frames import (auto_scale, fit_size, postprocess, preprocess, processing_size,
+                              to_bgr8)
 from livestyle.sinks.base import Sink
 from livestyle.sinks.preview import HELP, PreviewWindow
 from livestyle.styles import Style, StyleError, read_style, resolve, style_files
@@ -179,6 +181,7 @@ class RunStats:
     processing_size: tuple[int, int] = (0, 0)
     backend: str = ""
     incomplete: str = ""  # why the source ended before its end (a truncated file)
+    outputs: list[str] = field(default_factory=list)  # what was written: "out.mp4: H.264 ..."
 
     @property
     def fps(self) -> float:
@@ -234,10 +237,10 @@ def hud_lines(switcher: StyleSwitcher, timers: StageTimers, controls: Controls, 
 
 def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | None,
              controls: Controls, preview: PreviewWindow | None = None, max_frames: int = 0,
-             snapshot_dir: str = ".", log=print) -> RunStats:
+             snapshot_dir: str = ".", log=print, on_frame=None) -> RunStats:
     """Drive frames from `source` through the current style into every sink until the source
     ends, `q` is pressed or `max_frames` have been shown. `scale` None picks one per frame
-    size (frames.auto_scale)."""
+    size (frames.auto_scale). `on_frame(n)` is called after the n-th frame is delivered."""
     timers = StageTimers()
     stats = RunStats(backend=switcher.backend.name)
     pending: deque = deque()  # (frame, bgr) awaiting a delayed backend's result
@@ -275,6 +278,8 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | 
         timers.add("sinks", time.perf_counter() - t2)
         timers.frame_times.append(time.perf_counter())
         stats.frames += 1
+        if on_frame is not None:
+            on_frame(stats.frames)
 
     interrupt = getattr(source, "interrupt", None)
     if interrupt is not None:
@@ -352,10 +357,15 @@ def installed_styles(exclude: set[Path]) -> list[Style]:
     return found
 
 
-def run(cfg: RunConfig, log=print, controls: Controls | None = None) -> RunStats:
+def run(cfg: RunConfig, log=print, controls: Controls | None = None,
+        progress=None) -> RunStats:
     """Build everything `cfg` asks for, run the loop, release everything on every exit path.
 
-    Pass `controls` to stop the run from outside (Controls.request_stop)."""
+    Pass `controls` to stop the run from outside (Controls.request_stop), and `progress`
+    (livestyle.progress.Progress) for a progress line on a file or image source. An image
+    source (a photo, a folder of them) with an output opens no window: it writes and ends."""
+    from livestyle.images import ImageSink, ImageSource, list_images
+    from livestyle.sinks.resize import Resized
     from livestyle.sinks.vcam import VirtualCameraSink
     from livestyle.sinks.video import VideoFileSink
 
@@ -364,26 +374,61 @@ def run(cfg: RunConfig, log=print, controls: Controls | None = None) -> RunStats
     styles += installed_styles(exclude={s.path.resolve() for s in styles})
     with ExitStack() as stack:
         sinks: list[Sink] = []
+        images = cfg.source.is_images
+        out = None
         if cfg.output:  # claimed first: a busy or existing output fails before anything opens
-            video = stack.enter_context(VideoFileSink(cfg.output, overwrite=cfg.overwrite,
-                                                      log=log))
-            sinks.append(video)
+            if images:
+                folder = Path(cfg.source.source).is_dir()
+                names = [p.name for p in list_images(Path(cfg.source.source))] if folder else ()
+                out = ImageSink(cfg.output, folder=folder, overwrite=cfg.overwrite,
+                                source_names=names, log=log)
+            else:
+                out = VideoFileSink(cfg.output, overwrite=cfg.overwrite, log=log)
+            stack.enter_context(out)
+            sinks.append(Resized(out, cfg.output_size) if cfg.output_size else out)
         switcher = StyleSwitcher(styles, cfg.backend, cfg.threads, log=log)
         stack.callback(switcher.close)
-        preview = stack.enter_context(PreviewWindow()) if cfg.preview else None
-        source = stack.enter_context(
-            open_source(cfg.source, watched=bool(cfg.preview or cfg.vcam), log=log))
+        show = cfg.preview and not (images and cfg.output)
+        preview = stack.enter_context(PreviewWindow()) if show else None
+        if images:  # with no output, the photo stays in the window/vcam until q
+            source = stack.enter_context(ImageSource(cfg.source, repeat=not cfg.output,
+                                                     log=log))
+        else:
+            source = stack.enter_context(
+                open_source(cfg.source, watched=bool(show or cfg.vcam), log=log))
         info = source.info
         log(f"source: {info.description} {info.width}x{info.height} @ {info.fps:g} fps; "
             f"style {styles[0].name} on {switcher.backend.name}")
-        if cfg.output:
-            video.fps = info.fps
+        if isinstance(out, VideoFileSink):
+            out.fps = info.fps
+        elif isinstance(out, ImageSink):
+            out.names = source.names
         if cfg.vcam:
-            vcam = stack.enter_context(VirtualCameraSink(info.width, info.height, info.fps,
-                                                         cfg.vcam_device, cfg.vcam_backend))
+            size = (fit_size(cfg.output_size, info.width, info.height) if cfg.output_size
+                    else (info.width, info.height))
+            vcam = stack.enter_context(VirtualCameraSink(*size, info.fps, cfg.vcam_device,
+                                                         cfg.vcam_backend))
             log(f"virtual camera: {vcam.device}")
-            sinks.append(vcam)
+            sinks.append(Resized(vcam, size) if cfg.output_size else vcam)
         controls = controls or Controls()
         controls.blend, controls.stroke = cfg.blend, cfg.stroke
-        return run_loop(source, switcher, sinks, cfg.scale, controls, preview, cfg.max_frames,
-                        cfg.snapshot_dir, log=log)
+        on_frame = None
+        finite = not cfg.source.loop and not (images and not cfg.output)
+        if progress is not None and finite and hasattr(source, "announced"):
+            total = source.announced
+            if cfg.max_frames:
+                total = min(total, cfg.max_frames) if total else cfg.max_frames
+            progress.start(total, "images" if images else "frames")
+            on_frame = progress.update
+            if images and not cfg.max_frames:  # a file that is not an image is not counted
+                def on_frame(n):
+                    progress.update(n, source.announced - len(source.skipped))
+        stats = run_loop(source, switcher, sinks, cfg.scale, controls, preview,
+                         cfg.max_frames, cfg.snapshot_dir, log=log, on_frame=on_frame)
+    # the sinks are closed: what they published is whole
+    if isinstance(out, VideoFileSink) and out.written:
+        stats.outputs.append(f"{out.written}: {out.encoder}, {out.frames} frames")
+    elif isinstance(out, ImageSink) and out.written:
+        stats.outputs.append(str(out.written[0]) if not out.folder else
+                             f"{out.path}{os.sep}: {len(out.written)} images")
+    return stats

@@ -9,13 +9,17 @@ target is untouched; the next run on the same output removes the dead run's part
 An existing target is replaced only with `overwrite=True`, and two sinks (in two processes)
 cannot write one target at once (atomic.OutputClaim).
 
-A file has one frame size: frames of another size (a camera that reconnects at another
-resolution, a source whose size changes) are resized to it rather than dropped by the encoder.
-A file that never got a frame is not left behind.
+A file has one frame size, its first frame's: frames of another size (a camera that
+reconnects at another resolution, a source whose size changes) are resized to it rather
+than dropped by the encoder. A file that never got a frame is not left behind.
+
+The encoder is H.264 where the platform has one, else what works, said in the log
+(livestyle.encoders); the log line names the one used.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -24,10 +28,9 @@ import numpy as np
 
 from livestyle.atomic import (OutputBusy, OutputClaim, deferred_interrupts, fsync_file,
                               partial_path, publish, stale_partials)
+from livestyle.encoders import Encoder, EncoderUnavailable, open_encoder
 from livestyle.sinks.base import Sink, SinkError
 
-# mp4v is the MPEG-4 encoder every opencv-python wheel carries (no H.264 licence needed)
-_FOURCC = {".mp4": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
 LOW_SPACE = 1 << 20  # below this many free bytes a failed file is put down to a full disk
 
 
@@ -53,6 +56,15 @@ def _why_incomplete(folder: Path) -> str:
     return "the encoder could not finish it (an I/O error?)"
 
 
+def _cause(e: Exception, folder: Path) -> str:
+    """What an encoder's exception means for the user: the OS error it carries, else a full
+    disk or an I/O error as the folder shows."""
+    errno = getattr(e, "errno", None)
+    if errno:
+        return os.strerror(errno).lower()
+    return _why_incomplete(folder)
+
+
 class VideoFileSink(Sink):
     name = "video"
 
@@ -62,6 +74,8 @@ class VideoFileSink(Sink):
         run is writing `path`, or when it exists and `overwrite` is False."""
         self.path = Path(path)
         self.fps = fps
+        self.encoder = ""  # what wrote the file, once it is open: "H.264 (libx264 via PyAV)"
+        self.written: Path | None = None  # the published file, once it is
         self.overwrite = overwrite
         self._log = log or (lambda m: None)
         if self.path.exists() and not overwrite:
@@ -75,7 +89,7 @@ class VideoFileSink(Sink):
             raise SinkError(f"cannot write video {self.path}: {e.strerror}") from None
         self._sweep()
         self.partial = partial_path(self.path)
-        self._writer: cv2.VideoWriter | None = None
+        self._writer: Encoder | None = None
         self._size: tuple[int, int] | None = None  # (w, h) the file was opened at
         self.frames = 0
 
@@ -91,17 +105,33 @@ class VideoFileSink(Sink):
 
     def send(self, frame: np.ndarray) -> None:
         if self._writer is None:
-            h, w = frame.shape[:2]
-            fourcc = cv2.VideoWriter_fourcc(*_FOURCC.get(self.path.suffix.lower(), "mp4v"))
-            writer = cv2.VideoWriter(str(self.partial), fourcc, self.fps or 30.0, (w, h))
-            if not writer.isOpened():
+            w, h = frame.shape[1::-1]
+            fps = self.fps or 30.0
+            try:
+                writer, note = open_encoder(self.partial, (w, h), fps)
+            except (EncoderUnavailable, OSError, ValueError) as e:
                 self.partial.unlink(missing_ok=True)  # a failed open can leave an empty file
-                raise SinkError(f"cannot write video {self.path} ({w}x{h} at {self.fps:g} fps); "
-                                "check the folder is writable and the extension is .mp4 or .avi")
-            self._writer, self._size = writer, (w, h)
-        if frame.shape[1::-1] != self._size:
-            frame = cv2.resize(frame, self._size, interpolation=cv2.INTER_LINEAR)
-        self._writer.write(frame)  # reports nothing when the disk is full...
+                raise SinkError(f"cannot write video {self.path} ({w}x{h} at {fps:g} fps): "
+                                f"{e}; check the folder is writable and the extension is "
+                                ".mp4, .mkv, .mov or .avi") from None
+            if note:
+                self._log(note)
+            self._writer, self._size, self.encoder = writer, writer.size, writer.description
+            self._log(f"writing {self.path}: {writer.description}, {writer.size[0]}x"
+                      f"{writer.size[1]} at {fps:g} fps")
+        fw, fh = frame.shape[1::-1]
+        if (fw, fh) != self._size:
+            if 0 <= fw - self._size[0] <= 1 and 0 <= fh - self._size[1] <= 1:
+                frame = frame[:self._size[1], :self._size[0]]  # an odd side, for H.264
+            else:
+                frame = cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA if fw >
+                                   self._size[0] else cv2.INTER_LINEAR)
+        try:
+            # OpenCV's writer reports nothing, not even a full disk...
+            self._writer.write(np.ascontiguousarray(frame))
+        except Exception as e:  # noqa: BLE001 - PyAV's errors: the disk, the encoder
+            raise SinkError(f"cannot write video {self.path}: {_cause(e, self.path.parent)}; "
+                            "stopping") from None
         self.frames += 1
         if self.frames % 30 == 0:  # ...so look at the free space about once a second
             try:
@@ -125,8 +155,13 @@ class VideoFileSink(Sink):
 
     def _finish(self) -> None:
         if self._writer is not None:
-            self._writer.release()  # writes the index: without it the file does not play
-            self._writer = None
+            writer, self._writer = self._writer, None
+            try:
+                writer.close()  # writes the index: without it the file does not play
+            except Exception as e:  # noqa: BLE001 - PyAV's errors: the disk, the encoder
+                self.partial.unlink(missing_ok=True)
+                raise SinkError(f"cannot write video {self.path}: "
+                                f"{_cause(e, self.path.parent)}; nothing was saved") from None
         if self.frames == 0:  # nothing, or only a header, which no player opens
             self.partial.unlink(missing_ok=True)
             return
@@ -143,7 +178,7 @@ class VideoFileSink(Sink):
             self.partial.unlink(missing_ok=True)
             raise SinkError(f"cannot write video {self.path}: {cause}; nothing was saved")
         try:
-            publish(self.partial, self.path, overwrite=self.overwrite)
+            self.written = publish(self.partial, self.path, overwrite=self.overwrite)
         except FileExistsError:
             raise SinkError(f"{self.path} appeared while this run was writing it; this run's "
                             f"video is kept as {self.partial}") from None
