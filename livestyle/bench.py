@@ -434,7 +434,6 @@ def run_bench(backend_names: list[str], resolutions: list[str], frames: int, war
         sizes = bundled_sizes()
     if not sizes:
         raise ValueError("no styles installed to benchmark; pass --style PATH.onnx")
-    gpu = machine()["cuda_devices"] > 0
     report = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "machine": machine(), "versions": versions(),
               "settings": {"backends": backend_names, "resolutions": resolutions,

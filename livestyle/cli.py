@@ -169,7 +169,7 @@ def cmd_styles(_a) -> int:
     print(f"bundled: {BUNDLED_DIR}\nyours:   {user_dir()}"
           f"{'  ($LIVESTYLE_STYLES)' if env else ''} (overrides bundled styles of the same name)")
     if not entries:
-        print(f"no styles installed.\n"
+        print("no styles installed.\n"
               "Make one with `livestyle train --style-image PAINTING.jpg --name NAME`.")
     i = 0
     for e in entries:

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-import cv2
 import numpy as np
 import pytest
 import pyvirtualcam
