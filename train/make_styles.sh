@@ -22,9 +22,9 @@ PAINTINGS=(
   "grande-jatte|$S/grande_jatte.jpg|Georges Seurat, A Sunday Afternoon on La Grande Jatte (1884-86)"
   "woman-with-hat|$S/woman_with_hat.jpg|Henri Matisse, Woman with a Hat (1905)"
 )
-# The shipped models: the paintings ran under a 12,000-step schedule and the cartoon under a
-# 7,000-step one, stopped (Ctrl-C saves the step) at the step counts below when the session's
-# time ran out; re-running this script with these counts exports exactly those checkpoints.
+# The shipped cartoon ran under a 7,000-step schedule and was stopped (Ctrl-C saves the step)
+# at the count below when the session's time ran out; re-running with that count exports
+# exactly that checkpoint. The paintings ran their full 12,000 steps.
 paintings() {
   local names=() images=() descs=()
   for p in "${PAINTINGS[@]}"; do
@@ -35,7 +35,7 @@ paintings() {
   local name_list="${names[*]}" image_list="${images[*]}"
   IFS='|'
   python -m train --name "$name_list" --style-image "$image_list" --description "${descs[*]}" \
-    --size paint --crop 160 --batch 4 --steps 9603 "${COMMON[@]}" $(resume "$name_list")
+    --size paint --crop 160 --batch 4 --steps 12000 "${COMMON[@]}" $(resume "$name_list")
 }
 cartoon() {
   # camera-scale targets (photos at a 640 px long side, crops cut at that scale, no resize);
