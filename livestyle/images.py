@@ -15,10 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livestyle.atomic import OutputBusy, OutputClaim, write_atomic
+from livestyle.atomic import write_atomic
 from livestyle.camera import Frame, SourceError, SourceInfo
 from livestyle.config import IMAGE_SUFFIXES, SourceConfig, is_image
-from livestyle.sinks.base import Sink, SinkError
+from livestyle.sinks.base import Sink, SinkError, claim_output
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -133,12 +133,7 @@ class ImageSink(Sink):
                 raise SinkError(f"{', '.join(taken[:3])}{' ...' if len(taken) > 3 else ''} "
                                 f"exist{'s' if len(taken) == 1 else ''}{where}; pass "
                                 "--overwrite (-y) to replace, or pick another --output")
-        try:
-            self._claim = OutputClaim(self.path)
-        except OutputBusy as e:
-            raise SinkError(str(e)) from None
-        except OSError as e:
-            raise SinkError(f"cannot write {self.path}: {e.strerror}") from None
+        self._claim = claim_output(self.path)
         if folder:
             try:
                 self.path.mkdir(exist_ok=True)

@@ -12,7 +12,6 @@ import math
 import os
 import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from livestyle.atomic import atomic_open, write_atomic
 from livestyle.generator import SIZES, Generator
 from . import losses
 from .config import TrainConfig
@@ -45,16 +45,10 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 def save_atomic(obj, path: Path) -> None:
-    """torch.save to a temporary file, then rename: a crash never leaves half a checkpoint."""
+    """torch.save whole or not at all: a crash never leaves half a checkpoint."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_open(path) as f:
+        torch.save(obj, f)
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -102,14 +96,7 @@ def save_grid(generator: Generator, photos: list[np.ndarray], teacher, path: Pat
             rows.append(np.hstack(cells))
     grid = cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR)
     ok, png = cv2.imencode(".png", grid)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(png.tobytes())
-        os.replace(tmp, path)
-    finally:  # an interrupt mid-write must not leave the temporary file behind
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, png.tobytes())
 
 
 def _prepare_progress(done: int, total: int) -> None:

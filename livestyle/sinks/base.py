@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from livestyle.atomic import OutputBusy, OutputClaim
+
 
 class SinkError(RuntimeError):
     """A sink that cannot open; the message says how to set it up."""
@@ -31,3 +33,14 @@ class Sink(ABC):
 
     def __exit__(self, *exc):
         self.close()
+
+
+def claim_output(path, what: str = "") -> OutputClaim:
+    """Claim `path` for this process (OutputClaim), as a SinkError naming it when another
+    run is writing it or its folder cannot be written."""
+    try:
+        return OutputClaim(path)
+    except OutputBusy as e:
+        raise SinkError(str(e)) from None
+    except OSError as e:
+        raise SinkError(f"cannot write {what}{path}: {e.strerror}") from None

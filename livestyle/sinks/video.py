@@ -26,10 +26,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livestyle.atomic import (OutputBusy, OutputClaim, deferred_interrupts, fsync_file,
+from livestyle.atomic import (deferred_interrupts, fsync_file,
                               partial_path, publish, stale_partials)
 from livestyle.encoders import Encoder, EncoderUnavailable, open_encoder
-from livestyle.sinks.base import Sink, SinkError
+from livestyle.sinks.base import Sink, SinkError, claim_output
 
 LOW_SPACE = 1 << 20  # below this many free bytes a failed file is put down to a full disk
 
@@ -81,12 +81,7 @@ class VideoFileSink(Sink):
         if self.path.exists() and not overwrite:
             raise SinkError(f"{self.path} exists; pass --overwrite (-y) to replace it, or pick "
                             "another --output")
-        try:
-            self._claim = OutputClaim(self.path)
-        except OutputBusy as e:
-            raise SinkError(str(e)) from None
-        except OSError as e:
-            raise SinkError(f"cannot write video {self.path}: {e.strerror}") from None
+        self._claim = claim_output(self.path, "video ")
         self._sweep()
         self.partial = partial_path(self.path)
         self._writer: Encoder | None = None
