@@ -19,7 +19,6 @@ import platform
 import re
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from datetime import datetime, timezone
@@ -29,6 +28,7 @@ import cv2
 import numpy as np
 
 from livestyle import backends, stamp
+from livestyle.atomic import write_atomic
 from livestyle.camera import LiveSource
 from livestyle.config import SourceConfig
 from livestyle.frames import CPU_PIXELS, auto_scale, processing_size
@@ -415,14 +415,6 @@ def compare(new: dict, old: dict, old_path: str) -> str:
     return "\n".join(lines)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def run_bench(backend_names: list[str], resolutions: list[str], frames: int, warmup: int,
               seconds: float, reference: bool, style: str | None = None) -> dict:
     if style:
@@ -562,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
         names = a.backends.split(",")
     report = run_bench(names, resolutions, a.frames, a.warmup, a.seconds, a.reference, a.style)
     print(summary(report))
+    out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out, json.dumps(report, indent=2))
     plot(report, out.with_suffix(".png"))
     print(f"\nwrote {out} and {out.with_suffix('.png')}")

@@ -9,6 +9,7 @@ import pytest
 from livestyle import backends
 from livestyle.backends.base import BackendUnavailable
 from livestyle.generator import PixelWrapper
+from livestyle.metrics import psnr
 from tests.conftest import CLIP, REPO, SHARED, need, random_generator
 
 CPU_BACKENDS = ["onnxruntime", "openvino", "torch"]
@@ -65,10 +66,9 @@ def test_openvino_default_precision_is_close_on_a_trained_style():
         pytest.skip("no trained style in engines/ yet")
     photo = cv2.imread(str(need(SHARED / "content" / "kodak_kodim01.jpg")))
     with backends.create("openvino", style) as fast, backends.create("onnxruntime", style) as ref:
-        a, b = fast.infer(photo).astype(float), ref.infer(photo).astype(float)
+        score = psnr(fast.infer(photo), ref.infer(photo))
         chosen = fast.precision
-    psnr = 10 * np.log10(255**2 / max(np.mean((a - b) ** 2), 1e-9))
-    assert psnr > 40, f"OpenVINO {chosen} differs from ONNX Runtime: {psnr:.1f} dB"
+    assert score > 40, f"OpenVINO {chosen} differs from ONNX Runtime: {score:.1f} dB"
 
 
 def test_auto_picks_a_cpu_backend_and_gpu_backends_refuse_cleanly(styles_dir):

@@ -25,6 +25,7 @@ from livestyle.backends import tensorrt as trt_backend
 from livestyle.backends.base import BackendUnavailable
 from livestyle.backends.slots import SlotScheduler
 from livestyle.gpu import cuda_device_count, has_cuda
+from livestyle.metrics import psnr
 
 REPO = Path(__file__).resolve().parents[1]
 CONTENT_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "content"
@@ -447,13 +448,10 @@ def test_load_plan_uses_the_cache_and_rebuilds_what_is_stale(tmp_path, monkeypat
     assert built and path3 != path
 
 
-def test_fits_profile_and_psnr():
+def test_fits_profile():
     assert trt_backend.fits_profile(240, 320) and trt_backend.fits_profile(1080, 1920)
     assert trt_backend.fits_profile(480, 640) and trt_backend.fits_profile(720, 1280)
     assert not trt_backend.fits_profile(239, 320) and not trt_backend.fits_profile(1920, 1080)
-    a = np.zeros((4, 4, 3), np.uint8)
-    assert trt_backend.psnr(a, a) == float("inf")
-    assert abs(trt_backend.psnr(a, a + 1) - 48.13) < 0.01
 
 
 def test_check_image_prefers_a_photo_and_fits_the_profile(monkeypatch, tmp_path):
@@ -579,7 +577,7 @@ def test_torch_cuda_matches_onnxruntime_on_a_photo(gpu_model, fp16, min_db):
         out = b.infer(photo).copy()
         again = b.infer(photo[:240, :320].copy())  # another size through the same buffers
     assert out.shape == photo.shape and out.dtype == np.uint8 and again.shape == (240, 320, 3)
-    score = trt_backend.psnr(out, _ort(gpu_model, photo))
+    score = psnr(out, _ort(gpu_model, photo))
     assert score >= min_db, f"torch-cuda fp16={fp16}: PSNR {score:.1f} dB < {min_db}"
 
 
@@ -604,7 +602,7 @@ def test_tensorrt_matches_onnxruntime_and_pairs_delayed_results(gpu_model, tmp_p
     assert len(results) == len(frames)
     for i, (f, r) in enumerate(zip(frames, results)):
         assert r.shape == f.shape, (i, r.shape, f.shape)
-        score = trt_backend.psnr(r, _ort(gpu_model, f))
+        score = psnr(r, _ort(gpu_model, f))
         assert score >= trt_backend.MIN_PSNR, f"frame {i}: PSNR {score:.1f} dB"
     # the second load deserializes the cached plan instead of building
     logs.clear()

@@ -23,6 +23,7 @@ import pytest
 import torch
 
 from livestyle.generator import SIZES, Generator, PixelWrapper
+from livestyle.metrics import psnr
 from livestyle.styles import read_style
 from train import loop
 from train.__main__ import main as train_main
@@ -97,11 +98,6 @@ def run_python(*args, timeout=120, **kw) -> subprocess.CompletedProcess:
 
 def no_tmp_files(folder: Path) -> list[str]:
     return [n for n in os.listdir(folder) if n.endswith(".tmp")] if folder.is_dir() else []
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def generator_from(ckpt: dict, cfg: TrainConfig) -> Generator:

@@ -24,6 +24,7 @@ import torch
 
 from livestyle import backends
 from livestyle.frames import auto_scale, postprocess, preprocess, processing_size
+from livestyle.metrics import psnr
 from livestyle.styles import BUNDLED_DIR, read_style, style_files
 from . import losses
 from .config import DEFAULT_CONTENT
@@ -35,11 +36,6 @@ REPO = Path(__file__).resolve().parents[1]
 VIDEOS = DEFAULT_CONTENT.parent / "video"
 EVAL_SIZE = (640, 480)  # held-out photos are evaluated at the camera size users run
 MAX_FRAMES = 60  # per clip
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:

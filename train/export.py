@@ -6,9 +6,8 @@ PixelWrapper); its metadata carries what `livestyle` reads (livestyle.styles.MET
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -16,7 +15,9 @@ import numpy as np
 import onnx
 import torch
 
+from livestyle.atomic import write_atomic
 from livestyle.generator import Generator, PixelWrapper, macs_per_pixel
+from livestyle.metrics import psnr
 from livestyle.styles import FORMAT_VERSION, IO_CONVENTION
 
 OPSET = 17
@@ -42,45 +43,40 @@ def export_onnx(generator: Generator, path: str | Path, *, style: str, descripti
         "livestyle.macs_per_pixel": str(macs_per_pixel(generator.cfg)),
         "livestyle.training": json.dumps(training or {}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".onnx.tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            # the exporter's notes on instance norm and reversed slices are expected here
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                wrapper, (example,), tmp, input_names=["frame"], output_names=["styled"],
-                dynamic_axes={"frame": {1: "height", 2: "width"},
-                              "styled": {1: "height", 2: "width"}},
-                opset_version=OPSET, dynamo=False,
+    with torch.no_grad(), warnings.catch_warnings():
+        # the exporter's notes on instance norm and reversed slices are expected here
+        warnings.simplefilter("ignore")
+        buffer = io.BytesIO()
+        torch.onnx.export(
+            wrapper, (example,), buffer, input_names=["frame"], output_names=["styled"],
+            dynamic_axes={"frame": {1: "height", 2: "width"},
+                          "styled": {1: "height", 2: "width"}},
+            opset_version=OPSET, dynamo=False,
+        )
+    model = onnx.load_from_string(buffer.getvalue())
+    onnx.helper.set_model_props(model, meta)
+    onnx.checker.check_model(model)
+    data = model.SerializeToString()
+    for img in check_images or []:
+        score = parity_psnr(wrapper, data, img)
+        if score < min_psnr:
+            raise ValueError(
+                f"ONNX Runtime and PyTorch disagree on a {img.shape[1]}x{img.shape[0]} "
+                f"image: PSNR {score:.1f} dB < {min_psnr} dB; model not written"
             )
-        model = onnx.load(tmp)
-        onnx.helper.set_model_props(model, meta)
-        onnx.checker.check_model(model)
-        onnx.save(model, tmp)
-        for img in check_images or []:
-            psnr = parity_psnr(wrapper, tmp, img)
-            if psnr < min_psnr:
-                raise ValueError(
-                    f"ONNX Runtime and PyTorch disagree on a {img.shape[1]}x{img.shape[0]} "
-                    f"image: PSNR {psnr:.1f} dB < {min_psnr} dB; model not written"
-                )
-        os.chmod(tmp, 0o644)  # mkstemp made it owner-only; a model is for anyone who runs it
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, data)
     return path
 
 
-def parity_psnr(wrapper: PixelWrapper, onnx_path: str | Path, bgr: np.ndarray) -> float:
+def parity_psnr(wrapper: PixelWrapper, model: str | Path | bytes, bgr: np.ndarray) -> float:
+    """PSNR of ONNX Runtime's output for `model` (a file or its bytes) against PyTorch's."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    source = model if isinstance(model, bytes) else str(model)
+    session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
     frame = np.ascontiguousarray(bgr[None])
-    ours = session.run(None, {"frame": frame})[0][0].astype(np.float64)
+    ours = session.run(None, {"frame": frame})[0][0]
     with torch.no_grad():
-        ref = wrapper(torch.from_numpy(frame))[0].numpy().astype(np.float64)
-    mse = np.mean((ours - ref) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+        ref = wrapper(torch.from_numpy(frame))[0].numpy()
+    return psnr(ours, ref)

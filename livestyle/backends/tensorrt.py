@@ -20,7 +20,6 @@ other sizes raise ValueError, and `fits_profile()` lets a caller check first.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import sys
 import time
@@ -33,6 +32,7 @@ from livestyle.backends import cuda_buffers, engine_cache
 from livestyle.backends.base import Backend, BackendUnavailable
 from livestyle.backends.slots import SlotScheduler
 from livestyle.gpu import cuda_device_count
+from livestyle.metrics import psnr
 
 INPUT, OUTPUT = "frame", "styled"  # tensor names fixed by train/export.py
 # NHWC uint8 shapes, batch 1. Built for webcam sizes; "opt" is what TensorRT tunes kernels for.
@@ -80,12 +80,6 @@ def require_tensorrt():
 def fits_profile(height: int, width: int) -> bool:
     (_, h0, w0, _), (_, h1, w1, _) = PROFILE["min"], PROFILE["max"]
     return h0 <= height <= h1 and w0 <= width <= w1
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak signal-to-noise ratio of two uint8 images, in dB (inf when identical)."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse)
 
 
 # ------------------------------------------------------------------ building and caching
