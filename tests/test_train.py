@@ -25,7 +25,7 @@ import torch
 from livestyle.generator import SIZES, Generator, PixelWrapper
 from livestyle.metrics import psnr
 from livestyle.styles import read_style
-from train import loop
+from train import ink, loop
 from train.__main__ import main as train_main
 from train.config import TrainConfig
 from train.export import export_onnx
@@ -310,6 +310,15 @@ def test_two_process_gloo_ddp_run(content_dir, tmp_path):
 
 
 # -- 6. teacher mode ---------------------------------------------------------------------------
+
+def test_toon_student_exports_with_calibrated_ink(content_dir, tmp_path):
+    cfg = make_cfg(content_dir, tmp_path, name="toon-test", teacher="cartoon", steps=2,
+                   size="toon", content_weight=0.0)
+    assert train_main(cli_args(cfg)) == 0
+    picked = read_style(Path(cfg.out_dir) / "toon-test.onnx").training["ink"]
+    assert picked["ink_gain"] in ink.GAINS and picked["ink_bias"] in ink.BIASES
+    assert picked["psnr_after"] >= picked["psnr_before"] and picked["photos"] >= 1
+
 
 def test_teacher_mode_trains_and_exports(content_dir, tmp_path):
     cfg = make_cfg(content_dir, tmp_path, name="cartoon-test", teacher="cartoon", steps=4,

@@ -22,7 +22,7 @@ import torch.distributed as dist
 
 from livestyle.atomic import atomic_open, write_atomic
 from livestyle.generator import SIZES, Generator
-from . import losses
+from . import ink, losses
 from .config import TrainConfig
 from .data import CropSampler, read_rgb, split_images, to_tensor
 from .export import export_onnx
@@ -369,6 +369,9 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                 "train_seconds": round(seconds_before + time.perf_counter() - t_start),
                 "resumed_from_step": start}
             generator = generator.cpu().eval()
+            if toon and teacher is not None:  # sharpen/shift the soft outline coverage
+                meta_training["ink"] = ink.calibrate(generator, teacher, cfg.content_folder,
+                                                     log=lambda m: print(m, file=sys.stderr))
             descriptions = cfg.description.split("|")
             outs = []
             for k, name in enumerate(cfg.names):

@@ -22,9 +22,9 @@ PAINTINGS=(
   "grande-jatte|$S/grande_jatte.jpg|Georges Seurat, A Sunday Afternoon on La Grande Jatte (1884-86)"
   "woman-with-hat|$S/woman_with_hat.jpg|Henri Matisse, Woman with a Hat (1905)"
 )
-# The shipped cartoon ran under a 7,000-step schedule and was stopped (Ctrl-C saves the step)
-# at the count below when the session's time ran out; re-running with that count exports
-# exactly that checkpoint. The paintings ran their full 12,000 steps.
+# Both groups were trained in two sessions: a first schedule (cartoon 7,000 steps, stopped at
+# 6,403 when that session ended; paintings 12,000), then --resume with the longer schedule
+# below, which the cosine learning rate follows from the step reached.
 paintings() {
   local names=() images=() descs=()
   for p in "${PAINTINGS[@]}"; do
@@ -35,13 +35,13 @@ paintings() {
   local name_list="${names[*]}" image_list="${images[*]}"
   IFS='|'
   python -m train --name "$name_list" --style-image "$image_list" --description "${descs[*]}" \
-    --size paint --crop 160 --batch 4 --steps 12000 "${COMMON[@]}" $(resume "$name_list")
+    --size paint --crop 160 --batch 4 --steps 20000 "${COMMON[@]}" $(resume "$name_list")
 }
 cartoon() {
   # camera-scale targets (photos at a 640 px long side, crops cut at that scale, no resize);
   # the toon head learns the base colours and the teacher's cleaned outlines separately
   python -m train --name cartoon --teacher cartoon --size toon --crop 160 --batch 8 \
-    --scale-jitter 1.0 --steps 6403 --lr 0.001 --lr-final 0.0001 --content-weight 0 \
+    --scale-jitter 1.0 --steps 11500 --lr 0.001 --lr-final 0.0001 --content-weight 0 \
     --description "Cartoon: flat colours and clean outlines (learned from our cartoon filter)" \
     "${COMMON[@]}" $(resume cartoon)
 }
