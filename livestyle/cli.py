@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("build", help="prebuild a TensorRT engine for a style (NVIDIA GPUs)")
     g.add_argument("--style", required=True)
     g.add_argument("--fp32", dest="fp16", action="store_false", help="build FP32 (default FP16)")
+    g.add_argument("--force", action="store_true",
+                   help="rebuild even when a valid cached engine exists")
     return parser
 
 
@@ -190,7 +192,7 @@ def cmd_build(a) -> int:
     from livestyle.backends.tensorrt import build_engine_for_style
     from livestyle.styles import resolve
 
-    path = build_engine_for_style(resolve(a.style).path, fp16=a.fp16)
+    path = build_engine_for_style(resolve(a.style).path, fp16=a.fp16, force=a.force)
     print(f"engine ready: {path}")
     return 0
 

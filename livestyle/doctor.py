@@ -50,6 +50,34 @@ def _vcam() -> tuple[bool, str]:
         return False, f"{e}\n     fix: {setup_help()}"
 
 
+def _gpu_packages() -> list[tuple[bool, str]]:
+    """TensorRT and pycuda, asked only where there is a CUDA device: each one missing comes
+    with its fix. pycuda has no wheels, so its fix is the CUDA toolkit, then pip."""
+    from livestyle.backends import cuda_buffers
+
+    lines = []
+    try:
+        import tensorrt
+    except ImportError as e:
+        lines.append((False, f"tensorrt: not installed ({e}); pip install 'tensorrt>=10' "
+                             "for the TensorRT backend (torch-cuda runs without it)"))
+    else:
+        lines.append((True, f"tensorrt {getattr(tensorrt, '__version__', '?')}"))
+    try:
+        cuda_buffers.require()
+    except BackendUnavailable as e:
+        lines.append((False, f"pycuda (the TensorRT backend's GPU memory): {e}"))
+    else:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("pycuda")
+        except PackageNotFoundError:
+            found = "?"
+        lines.append((True, f"pycuda {found}"))
+    return lines
+
+
 def main() -> int:
     print(f"livestyle doctor: Python {platform.python_version()} on {platform.platform()}, "
           f"{os.cpu_count()} CPU cores, OpenCV {cv2.__version__}")
@@ -67,6 +95,8 @@ def main() -> int:
     count, why = cuda_device_count()
     lines.append((count > 0, f"NVIDIA GPU: {count} CUDA device(s)" if count else
                   f"NVIDIA GPU: {why} (the CPU backends are used)"))
+    if count:
+        lines.extend(_gpu_packages())
 
     entries = catalogue(read_all=True)
     used = [e for e in entries if e.used]

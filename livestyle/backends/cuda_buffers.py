@@ -2,7 +2,9 @@
 
 pycuda is imported lazily (inside `_driver()`), so importing this module costs nothing and
 works on machines without pycuda or without the CUDA driver; every class here needs both.
-Callers check livestyle.gpu.cuda_device_count() before constructing anything.
+Callers check livestyle.gpu.cuda_device_count() before constructing anything. pycuda has no
+wheels: pip compiles it against the CUDA toolkit's headers, so it installs only where the
+toolkit is (PYCUDA_FIX says how).
 
 Memory layout: every buffer is flat uint8, sized once for the largest frame the engine takes
 (the optimization profile's max), and a frame uses its first H*W*3 bytes as a C-contiguous
@@ -10,13 +12,21 @@ HxWx3 BGR image. Nothing is reallocated when the frame size changes.
 
 Contexts: everything is created in the device's *primary* context, the one the CUDA runtime
 (and so TensorRT) uses, so pycuda's pointers and streams are valid in TensorRT calls. The
-context is made current only inside `CudaContext.active()`, so any thread may drive a
-backend as long as it wraps its calls in that block (the TensorRT backend does, per call).
+process retains it once per device (`primary_context`, on first use, from whichever thread
+gets there first) and lets go of it at exit. It is current only inside
+`CudaContext.active()`, which pushes and pops it on the calling thread, so any thread may
+drive a backend as long as it wraps its calls in that block (the TensorRT backend does, per
+call). Whatever is created in such a block (engines, execution contexts, buffers, streams)
+must be released in one too: pycuda frees memory only in a context that is current on the
+freeing thread, and silently leaks it otherwise.
 """
 
 from __future__ import annotations
 
+import atexit
 import math
+import threading
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -26,15 +36,31 @@ from livestyle.backends.base import BackendUnavailable
 
 INSTALL_HINT = ("on a machine with an NVIDIA driver: pip install -e .[gpu] "
                 "(installs tensorrt and pycuda)")
+PYCUDA_FIX = ("pycuda has no wheels: pip compiles it against the CUDA toolkit's headers "
+              "(cuda.h). Install the CUDA toolkit (https://developer.nvidia.com/cuda-downloads "
+              "or your distribution's cuda-toolkit package), put its nvcc on PATH or set "
+              "CUDA_ROOT (for example export CUDA_ROOT=/usr/local/cuda), then: pip install "
+              "pycuda")
 
 
 def _driver():
-    """pycuda.driver, initialized; BackendUnavailable (with what to install) if it cannot load."""
+    """pycuda.driver, initialized; BackendUnavailable (with the fix) if it cannot load."""
     try:
         import pycuda.driver as cuda
-    except ImportError as e:  # not installed, or libcuda.so.1 missing (no NVIDIA driver)
-        raise BackendUnavailable(f"pycuda cannot be imported ({e}); {INSTALL_HINT}") from None
-    cuda.init()  # idempotent; required before any other driver call
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] != "pycuda":
+            raise BackendUnavailable(f"pycuda cannot be imported ({e}); {PYCUDA_FIX}") from None
+        raise BackendUnavailable(f"pycuda is not installed. {PYCUDA_FIX}") from None
+    except ImportError as e:  # installed, but libcuda.so.1 is missing or not the one it needs
+        raise BackendUnavailable(
+            f"pycuda cannot be imported ({e}): it needs the NVIDIA driver's libcuda; with the "
+            "driver installed, rebuild it here: pip install --force-reinstall --no-cache-dir "
+            f"pycuda. {PYCUDA_FIX}") from None
+    try:
+        cuda.init()  # idempotent; required before any other driver call
+    except Exception as e:  # noqa: BLE001 - pycuda.driver.Error and friends: no usable driver
+        raise BackendUnavailable(f"the CUDA driver does not start through pycuda ({e}); check "
+                                 "`nvidia-smi`") from None
     return cuda
 
 
@@ -51,30 +77,88 @@ def device_identity(ordinal: int = 0) -> tuple[str, str]:
     return dev.name(), f"{major}.{minor}"
 
 
+# ------------------------------------------------------------------ the primary context
+
+_primary: dict[int, object] = {}  # device ordinal -> pycuda context, retained once
+_primary_lock = threading.Lock()
+_atexit_registered = False
+
+
+def primary_context(ordinal: int = 0):
+    """The process-wide retained primary context of device `ordinal` (a pycuda Context).
+
+    Retained on the first call, from any thread, and kept until the process exits: pycuda
+    ignores detach() on another thread than the retaining one, so a per-backend retain made
+    on a loader thread and dropped on the main thread would never be released.
+    """
+    global _atexit_registered
+    with _primary_lock:
+        ctx = _primary.get(ordinal)
+        if ctx is None:
+            ctx = _driver().Device(ordinal).retain_primary_context()  # not made current
+            _primary[ordinal] = ctx
+            if not _atexit_registered:
+                atexit.register(release_primary_contexts)
+                _atexit_registered = True
+        return ctx
+
+
+def release_primary_contexts() -> None:
+    """Release every retained primary context (at exit; safe to call more than once).
+
+    Each is pushed first, so that pycuda's detach() releases it (cuDevicePrimaryCtxRelease)
+    whichever thread retained it; detach() also takes it off pycuda's context stack, which
+    must be empty when pycuda unloads. Objects still alive after this (a backend never closed)
+    are not freed by pycuda any more, the driver reclaims them when the process ends.
+    Errors are not raised: at exit there is no one left to handle them.
+    """
+    with _primary_lock:
+        contexts = list(_primary.values())
+        _primary.clear()
+    for ctx in contexts:
+        try:
+            ctx.push()
+            ctx.detach()
+        except Exception:  # noqa: BLE001, S110 - see the docstring
+            pass
+
+
 class CudaContext:
-    """A retained reference to one device's primary context; `active()` makes it current."""
+    """A handle on device `ordinal`'s primary context; `active()` makes it current.
+
+    Handles are cheap and all share the process-wide context (`primary_context`); `close()`
+    only retires the handle.
+    """
 
     def __init__(self, ordinal: int = 0):
         self._cuda = _driver()
-        self.device = self._cuda.Device(ordinal)
-        self._ctx = self.device.retain_primary_context()  # not made current by retaining
+        self.ordinal = ordinal
+        self._ctx = primary_context(ordinal)
 
     @contextmanager
     def active(self) -> Iterator[None]:
-        """Current on this thread for the block (push/pop: nests, and costs ~1 us)."""
+        """Current on this thread for the block (push/pop: nests, works on any thread, and
+        costs about a microsecond).
+
+        When an exception leaves the block, the local variables of the finished calls it
+        went through are cleared before the context is popped: they may hold an engine or a
+        buffer, which must be freed while the context is current, not whenever the
+        traceback happens to be dropped. The cost: such a traceback shows no local values.
+        """
         if self._ctx is None:
-            raise RuntimeError("CUDA context already released")
+            raise RuntimeError("this CUDA context handle is closed")
         self._ctx.push()
         try:
             yield
+        except BaseException as e:
+            traceback.clear_frames(e.__traceback__)
+            raise
         finally:
             self._cuda.Context.pop()
 
     def close(self) -> None:
-        """Drop our reference. Free everything made in the context first. Idempotent."""
-        if self._ctx is not None:
-            ctx, self._ctx = self._ctx, None
-            ctx.detach()
+        """Retire this handle (idempotent). Free what was made in the context first."""
+        self._ctx = None
 
     def __enter__(self):
         return self
@@ -138,25 +222,34 @@ class Slot:
 
     def __init__(self, nbytes: int):
         cuda = _driver()
-        self.host_in = PinnedBuffer(nbytes)
-        self.host_out = PinnedBuffer(nbytes)
-        self.dev_in = DeviceBuffer(nbytes)
-        self.dev_out = DeviceBuffer(nbytes)
-        self.stream = cuda.Stream()
-        # BLOCKING_SYNC: the waiting thread sleeps instead of spinning a core, which the
-        # capture and display threads need; DISABLE_TIMING makes record/sync cheaper.
-        self.event = cuda.Event(cuda.event_flags.BLOCKING_SYNC | cuda.event_flags.DISABLE_TIMING)
+        self.host_in = self.host_out = self.dev_in = self.dev_out = None
+        self.stream = self.event = None
         self.shape: tuple[int, ...] | None = None  # the frame now in this slot
+        try:
+            self.host_in = PinnedBuffer(nbytes)
+            self.host_out = PinnedBuffer(nbytes)
+            self.dev_in = DeviceBuffer(nbytes)
+            self.dev_out = DeviceBuffer(nbytes)
+            self.stream = cuda.Stream()
+            # BLOCKING_SYNC: the waiting thread sleeps instead of spinning a core, which the
+            # capture and display threads need; DISABLE_TIMING makes record/sync cheaper.
+            self.event = cuda.Event(cuda.event_flags.BLOCKING_SYNC
+                                    | cuda.event_flags.DISABLE_TIMING)
+        except BaseException:
+            self.free()  # what was made so far (out of memory half-way, say)
+            raise
 
     def free(self) -> None:
         """Wait for the stream, then release everything (idempotent)."""
         try:
             if self.stream is not None:
-                stream, self.stream, self.event = self.stream, None, None
+                stream, self.stream = self.stream, None
                 stream.synchronize()  # never free memory an async copy may still touch
         finally:
+            self.event = None
             for buf in (self.host_in, self.host_out, self.dev_in, self.dev_out):
-                buf.free()
+                if buf is not None:
+                    buf.free()
 
 
 # compute(slot, stream_handle, input_ptr, output_ptr, frame_shape): enqueue the network
@@ -213,6 +306,7 @@ class CudaSlots:
     def close(self) -> None:
         """Synchronize and free every slot (idempotent)."""
         slots, self.slots = self.slots, []
+        self._compute = None  # the runner's bound method: no reference cycle outlives close
         for s in slots:
             s.free()
 

@@ -69,6 +69,11 @@ class SlotScheduler:
     def in_flight(self) -> int:
         return len(self._in_flight)
 
+    @property
+    def next_id(self) -> int:
+        """The id the next successfully submitted frame gets."""
+        return self._next_id
+
     def submit(self, frame: np.ndarray) -> tuple[int, np.ndarray] | None:
         frame_id = self._next_id
         slot = frame_id % self.n_slots

@@ -2,19 +2,32 @@
 
 Loading is kept apart from running:
 - `load_plan()` returns a serialized engine ("plan") for one style: from the on-disk cache
-  (engine_cache) when a valid one exists, else built from the ONNX file with the TensorRT 10
-  Python API, checked against ONNX Runtime on a photo, and cached. Building takes about a
-  minute, once per style, GPU model and TensorRT version.
+  (engine_cache) when a valid one exists, else built from the ONNX file, checked against ONNX
+  Runtime on a photo, and cached. Building takes about a minute, once per style, GPU model
+  and TensorRT version.
 - `_Runner` runs a deserialized engine over cuda_buffers' two slots, double-buffered by
   slots.SlotScheduler: uint8 BGR goes over the bus both ways (the pixel conversions are in
   the graph), so each frame moves 3 bytes per pixel each way.
 
+Precision, by TensorRT major version (the cache header records which one a plan has:
+`built_precision` fp16/fp32 and `typing` weak/strong; the backend shows it as `precision`):
+- TensorRT 10: a weakly typed network from the FP32 graph with BuilderFlag.FP16, so TensorRT
+  picks FP16 or FP32 kernels per layer. Its normalization layer accumulates in FP32 even so,
+  which is what instance norm needs; nothing is pinned.
+- TensorRT 11 removed weak typing (BuilderFlag.FP16, precision constraints, per-layer
+  precision): the network is strongly typed and the precision is written into the ONNX graph
+  instead (fp16_graph: FP16 convolutions, instance norm computed in FP32, uint8 in and out).
+Either way an FP16 plan must come within MIN_PSNR of ONNX Runtime FP32 on the check photo,
+else it is rebuilt in FP32.
+
+Frames of any size: the optimization profile (PROFILE) spans 16x16 to 1920x1920; a frame
+outside it is resized into it, aspect kept, and the result back to the frame's size
+(shape_profile.ProfileFit). `fits_profile()` says whether a frame runs at its own size.
+
 Nothing here imports tensorrt or pycuda at module level, and nothing touches TensorRT before
 livestyle.gpu.cuda_device_count() has found a device: constructing a TensorRT Runtime or
-Builder on a machine without a GPU kills the process.
-
-Frames must lie within the optimization profile (PROFILE: 320x240 up to 1920x1080, landscape);
-other sizes raise ValueError, and `fits_profile()` lets a caller check first.
+Builder on a machine without a GPU kills the process. Every TensorRT object is made and
+released inside a `CudaContext.active()` block (cuda_buffers explains why).
 """
 
 from __future__ import annotations
@@ -22,25 +35,30 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from livestyle.backends import cuda_buffers, engine_cache
+from livestyle.backends import cuda_buffers, engine_cache, fp16_graph, shape_profile
 from livestyle.backends.base import Backend, BackendUnavailable
 from livestyle.backends.slots import SlotScheduler
 from livestyle.gpu import cuda_device_count
 from livestyle.metrics import psnr
 
 INPUT, OUTPUT = "frame", "styled"  # tensor names fixed by train/export.py
-# NHWC uint8 shapes, batch 1. Built for webcam sizes; "opt" is what TensorRT tunes kernels for.
-PROFILE = {"min": (1, 240, 320, 3), "opt": (1, 720, 1280, 3), "max": (1, 1080, 1920, 3)}
+# NHWC uint8 shapes, batch 1; "opt" is what TensorRT tunes kernels for (720p landscape).
+# 16 is the smallest side the generators take: at 8 their residual blocks would see 1x1
+# feature maps, which reflection padding cannot pad (ONNX Runtime refuses those too).
+PROFILE = {"min": (1, 16, 16, 3), "opt": (1, 720, 1280, 3), "max": (1, 1920, 1920, 3)}
 N_SLOTS = 2
 # Bump when the build below changes in a way that makes old cached plans wrong or stale
-# (flags, precision rules, number of profiles): it is part of the cache key.
-RECIPE = 1
+# (flags, precision rules, profile, number of profiles): it is part of the cache key.
+# 2: weak typing without pinned norms (TensorRT 10), strongly typed FP16 graph (11), wider
+#    profile
+RECIPE = 2
 MIN_PSNR = 30.0  # dB, FP16 engine vs ONNX Runtime FP32 on the check photo
 CHECK_PHOTO_ENV = "LIVESTYLE_CHECK_IMAGE"
 # Present in the development checkout only; users get a synthetic image or set the env var.
@@ -57,29 +75,56 @@ def _log_stderr(message: str) -> None:
 def require_tensorrt():
     """The tensorrt module, once a GPU, TensorRT >= 10 and pycuda are all known to be there.
 
-    Raises BackendUnavailable saying what is missing and what to install. The device check
-    comes first: TensorRT is not even imported on a machine without a GPU.
+    Raises BackendUnavailable saying everything that is missing and how to fix each. The
+    device check comes first: TensorRT is not even imported on a machine without a GPU.
     """
     count, why = cuda_device_count()
     if not count:
         raise BackendUnavailable(f"TensorRT needs an NVIDIA GPU and driver ({why}); on a "
                                  "machine with both: pip install -e .[gpu]")
+    problems, trt = [], None
     try:
         import tensorrt as trt
     except ImportError as e:
-        raise BackendUnavailable(f"tensorrt is not installed ({e}); "
-                                 f"{cuda_buffers.INSTALL_HINT}") from None
-    version = getattr(trt, "__version__", "0")
-    if int(version.split(".")[0]) < 10:
-        raise BackendUnavailable(f"TensorRT {version} is too old: this backend uses the "
-                                 "TensorRT 10 tensor API; pip install -U 'tensorrt>=10'")
-    cuda_buffers.require()
+        problems.append(f"tensorrt is not installed ({e}); {cuda_buffers.INSTALL_HINT}")
+    else:
+        version = getattr(trt, "__version__", "0")
+        if int(version.split(".")[0]) < 10:
+            problems.append(f"TensorRT {version} is too old: this backend uses the TensorRT "
+                            "10 tensor API; pip install -U 'tensorrt>=10'")
+    try:
+        cuda_buffers.require()
+    except BackendUnavailable as e:
+        problems.append(str(e))
+    if problems:
+        raise BackendUnavailable("; ".join(problems))
     return trt
 
 
+_logger = None
+_logger_lock = threading.Lock()
+
+
+def trt_logger(trt):
+    """The process's one trt.Logger, made on first use (tensorrt is imported only after the
+    device check). Builder, parser and runtime all take this one: TensorRT warns when they
+    are given different loggers."""
+    global _logger
+    with _logger_lock:
+        if _logger is None or not isinstance(_logger, trt.Logger):  # (another tensorrt: tests)
+            _logger = trt.Logger(trt.Logger.WARNING)
+        return _logger
+
+
+def build_typing(trt) -> str:
+    """"weak" on TensorRT 10 (BuilderFlag.FP16 picks FP16 per layer), "strong" from 11 on,
+    where weak typing is gone and precision comes from the graph."""
+    return "strong" if int(trt.__version__.split(".")[0]) >= 11 else "weak"
+
+
 def fits_profile(height: int, width: int) -> bool:
-    (_, h0, w0, _), (_, h1, w1, _) = PROFILE["min"], PROFILE["max"]
-    return h0 <= height <= h1 and w0 <= width <= w1
+    """Whether a frame of this size runs at its own size (else it is resized into PROFILE)."""
+    return shape_profile.fits(height, width, PROFILE)
 
 
 # ------------------------------------------------------------------ building and caching
@@ -134,31 +179,6 @@ def _onnxruntime_reference(model_path: Path, image: np.ndarray) -> np.ndarray:
     return session.run(None, {INPUT: image[None]})[0][0]
 
 
-def _pin_norm_layers_fp32(trt, network) -> int:
-    """Ask for FP32 in every instance-norm layer; returns how many layers were pinned.
-
-    Instance norm sums x and x^2 over a whole feature map (up to 480x270 values at the max
-    profile): in FP16 those sums lose precision or overflow and the picture goes flat or
-    blotchy. The layers are cheap, so they run in FP32 and the convolutions in FP16.
-    Matched by type (the parser's native INormalizationLayer) and, for a parser that
-    decomposes the op into reduce/elementwise layers, by the ONNX node name they carry.
-    """
-    pinned = 0
-    for i in range(network.num_layers):
-        layer = network.get_layer(i)
-        if not (layer.type == trt.LayerType.NORMALIZATION
-                or "InstanceNormalization" in (layer.name or "")):
-            continue
-        outputs = [layer.get_output(j) for j in range(layer.num_outputs)]
-        if not all(t.dtype == trt.DataType.FLOAT for t in outputs):
-            continue  # a shape-computing helper layer; precision means nothing there
-        layer.precision = trt.DataType.FLOAT
-        for j in range(layer.num_outputs):
-            layer.set_output_type(j, trt.DataType.FLOAT)
-        pinned += 1
-    return pinned
-
-
 def _cast_input_first(model_bytes: bytes) -> bytes:
     """The ONNX model with the uint8 input cast to float before anything else reads it.
 
@@ -183,38 +203,44 @@ def _cast_input_first(model_bytes: bytes) -> bytes:
     return model.SerializeToString()
 
 
-def _build_plan(trt, logger, model_bytes: bytes, fp16: bool, log: Log) -> tuple[bytes, str]:
-    """Serialize an engine for the ONNX model; returns (plan, precision actually built)."""
+def network_graph(model_bytes: bytes, fp16: bool, typing: str) -> bytes:
+    """The exact ONNX bytes handed to TensorRT's parser for this build.
+
+    Always: the uint8 input cast to float first (`_cast_input_first`). For an FP16 build on
+    a strongly typed network (TensorRT 11): fp16_graph.to_fp16 on top, since the graph is
+    then the only place precision can be set. Tests run this very graph in ONNX Runtime.
+    """
+    graph = _cast_input_first(model_bytes)
+    if fp16 and typing == "strong":
+        graph = fp16_graph.to_fp16(graph)
+    return graph
+
+
+def _build_plan(trt, model_bytes: bytes, fp16: bool, log: Log) -> tuple[bytes, str, str]:
+    """Serialize an engine for the ONNX model; (plan, precision built, typing)."""
+    logger = trt_logger(trt)
+    typing = build_typing(trt)
+    flags = 0
+    if typing == "strong" and hasattr(trt, "NetworkDefinitionCreationFlag") and hasattr(
+            trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
+        # required on 10.x to opt in; on 11 accepted and ignored (always strongly typed)
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     builder = trt.Builder(logger)
-    # Weakly typed network (flags 0; explicit batch is always on in TensorRT 10): the ONNX
-    # graph is FP32 throughout, and weak typing lets BuilderFlag.FP16 pick FP16 kernels per
-    # layer while the per-layer precision set below keeps instance norm in FP32. A strongly
-    # typed network would instead need the FP16 casts written into the ONNX graph itself,
-    # and it forbids per-layer precision. TensorRT 11 removed weak typing (no
-    # BuilderFlag.FP16); there this builds FP32 and says so.
-    network = builder.create_network(0)
+    network = builder.create_network(flags)  # explicit batch is always on from TensorRT 10
     parser = trt.OnnxParser(network, logger)
-    # Native INormalizationLayer rather than the InstanceNormalization plugin: it is what
-    # the FP32 pinning above targets, and the plugin is deprecated. (On by default in 10.x.)
+    # Native INormalizationLayer rather than the deprecated InstanceNormalization plugin; on
+    # by default in 10.x, where the layer accumulates in FP32 whatever the builder flags.
     if hasattr(trt, "OnnxParserFlag") and hasattr(trt.OnnxParserFlag, "NATIVE_INSTANCENORM"):
         parser.set_flag(trt.OnnxParserFlag.NATIVE_INSTANCENORM)
-    if not parser.parse(_cast_input_first(model_bytes)):
+    if not parser.parse(network_graph(model_bytes, fp16, typing)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise BackendUnavailable(f"TensorRT cannot parse the model: {errors}")
     config = builder.create_builder_config()
-    built = "fp32"
-    if fp16:
-        if not hasattr(trt.BuilderFlag, "FP16"):
-            log(f"TensorRT {trt.__version__} has no FP16 builder flag (weak typing was "
-                "removed); building FP32")
-        else:
-            config.set_flag(trt.BuilderFlag.FP16)
-            # PREFER, not OBEY: a pinned layer without an FP32 kernel falls back with a
-            # warning instead of failing the build; the PSNR check judges the result anyway.
-            config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
-            pinned = _pin_norm_layers_fp32(trt, network)
-            log(f"  FP16 convolutions, {pinned} instance-norm layers kept in FP32")
-            built = "fp16"
+    if fp16 and typing == "weak":
+        config.set_flag(trt.BuilderFlag.FP16)
+        log("  FP16 allowed: TensorRT 10 picks FP16 or FP32 per layer (weakly typed)")
+    elif fp16:
+        log("  FP16 convolutions, instance norm in FP32, set in the graph (strongly typed)")
     # One identical profile per slot: each slot has its own execution context so that two
     # frames can be in flight, and with dynamic shapes TensorRT wants concurrently running
     # contexts on distinct profiles.
@@ -226,37 +252,45 @@ def _build_plan(trt, logger, model_bytes: bytes, fp16: bool, log: Log) -> tuple[
     if serialized is None:
         raise BackendUnavailable("TensorRT could not build an engine for this model; its "
                                  "messages above say why")
-    return bytes(memoryview(serialized)), built
+    return bytes(memoryview(serialized)), "fp16" if fp16 else "fp32", typing
 
 
-def _plan_psnr(trt, runtime, plan: bytes, model_path: Path, image: np.ndarray) -> float:
-    engine = runtime.deserialize_cuda_engine(plan)
-    if engine is None:
-        raise BackendUnavailable("TensorRT cannot deserialize the engine it just built")
-    runner = _Runner(trt, engine)
+def _plan_psnr(trt, plan: bytes, model_path: Path, image: np.ndarray) -> float:
+    """PSNR of the plan's result on `image` against ONNX Runtime FP32. Call with the context
+    active: the runtime, engine and runner made here are released here, on every path."""
+    runtime = trt.Runtime(trt_logger(trt))
+    engine = runner = None
     try:
+        engine = runtime.deserialize_cuda_engine(plan)
+        if engine is None:
+            raise BackendUnavailable("TensorRT cannot deserialize the engine it just built")
+        runner = _Runner(trt, engine)
         ours = runner.run_once(image)
     finally:
-        runner.close()
-        del engine
+        try:
+            if runner is not None:
+                runner.close()
+        finally:
+            del runner, engine, runtime  # freed now, in the context; not when a traceback dies
     return psnr(ours, _onnxruntime_reference(model_path, image))
 
 
-def _build_checked(trt, logger, runtime, model_path: Path, model_bytes: bytes, fp16: bool,
-                   check_image, log: Log) -> tuple[bytes, dict]:
+def _build_checked(trt, model_path: Path, model_bytes: bytes, fp16: bool, check_image,
+                   log: Log) -> tuple[bytes, dict]:
     """Build, check against ONNX Runtime, and fall back to FP32 if FP16 strays too far."""
     style = _style_name(model_path)
     log(f"building TensorRT engine for {style} (first run only, ~1 min)...")
     t0 = time.monotonic()
     image, desc = _check_image(check_image)
-    plan, built = _build_plan(trt, logger, model_bytes, fp16, log)
-    score = _plan_psnr(trt, runtime, plan, model_path, image)
-    info = {"built_precision": built, "check_image": desc, "psnr_db": round(score, 2)}
+    plan, built, typing = _build_plan(trt, model_bytes, fp16, log)
+    score = _plan_psnr(trt, plan, model_path, image)
+    info = {"built_precision": built, "typing": typing, "check_image": desc,
+            "psnr_db": round(score, 2)}
     if built == "fp16" and score < MIN_PSNR:
         log(f"  FP16 engine for {style} is too far from ONNX Runtime FP32 on {desc}: "
             f"PSNR {score:.1f} dB < {MIN_PSNR:.0f} dB; rebuilding in FP32 (slower, exact)...")
-        plan, built = _build_plan(trt, logger, model_bytes, False, log)
-        score32 = _plan_psnr(trt, runtime, plan, model_path, image)
+        plan, built, typing = _build_plan(trt, model_bytes, False, log)
+        score32 = _plan_psnr(trt, plan, model_path, image)
         info.update(built_precision=built, psnr_db=round(score32, 2),
                     fp16_psnr_db=round(score, 2))
         score = score32
@@ -265,18 +299,18 @@ def _build_checked(trt, logger, runtime, model_path: Path, model_bytes: bytes, f
         raise BackendUnavailable(f"TensorRT's FP32 engine disagrees with ONNX Runtime on {desc} "
                                  f"(PSNR {score:.1f} dB); not using it")
     info["build_seconds"] = round(time.monotonic() - t0, 1)
-    log(f"  built {built.upper()} engine in {info['build_seconds']:.0f} s; "
+    log(f"  built {built.upper()} engine ({typing}ly typed) in {info['build_seconds']:.0f} s; "
         f"PSNR vs ONNX Runtime FP32 {score:.1f} dB on {desc}")
     return plan, info
 
 
-def load_plan(trt, runtime, model_path: str | Path, fp16: bool, *, cache_dir=None,
-              check_image=None, log: Log = _log_stderr, force: bool = False,
+def load_plan(trt, model_path: str | Path, fp16: bool, *, cache_dir=None, check_image=None,
+              log: Log = _log_stderr, force: bool = False,
               device: int = 0) -> tuple[bytes, Path, dict, bool]:
     """(plan, cache file, header, built_now) for one model. Call with the CUDA context active.
 
-    A valid cached plan is returned as is; a missing, stale or corrupt one is rebuilt (saying
-    why, unless it was simply missing) and written back atomically.
+    A valid cached plan is returned as is, unless `force`; a missing, stale or corrupt one is
+    rebuilt (saying why, unless it was simply missing) and written back atomically.
     """
     model_path = Path(model_path)
     model_bytes = model_path.read_bytes()
@@ -292,19 +326,24 @@ def load_plan(trt, runtime, model_path: str | Path, fp16: bool, *, cache_dir=Non
             return found.plan, path, found.header, False
         if not found.missing:
             log(f"cached TensorRT engine {path.name} not used ({found.reason}); rebuilding")
-    logger = trt.Logger(trt.Logger.WARNING)
-    plan, info = _build_checked(trt, logger, runtime, model_path, model_bytes, fp16,
-                                check_image, log)
+    plan, info = _build_checked(trt, model_path, model_bytes, fp16, check_image, log)
     header = {**fields, **info}
     engine_cache.write_entry(path, header, plan)
     return plan, path, header, True
+
+
+def describe_precision(header: dict) -> str:
+    """What a plan computes in, from its cache header: "fp16 (strongly typed)" and so on."""
+    built, typing = header.get("built_precision", "?"), header.get("typing")
+    return f"{built} ({typing}ly typed)" if typing else built
 
 
 # ------------------------------------------------------------------ running
 
 class _Runner:
     """A deserialized engine on N_SLOTS slots: one execution context per slot, each on its
-    own optimization profile and stream, fed by a SlotScheduler. Use with the context active.
+    own optimization profile and stream, fed by a SlotScheduler behind a ProfileFit (frames
+    of any size). Use it, and close it, with the context active.
     """
 
     def __init__(self, trt, engine):
@@ -320,21 +359,27 @@ class _Runner:
         self._engine = engine
         self._contexts: list = []
         self._shapes: list[tuple | None] = [None] * N_SLOTS
-        self._slots = cuda_buffers.CudaSlots(PROFILE["max"][1:], self._compute, N_SLOTS)
+        self._slots = self.scheduler = None
         try:
+            self._slots = cuda_buffers.CudaSlots(PROFILE["max"][1:], self._compute, N_SLOTS)
             for i in range(N_SLOTS):
                 ctx = engine.create_execution_context()
                 if ctx is None:
                     raise RuntimeError("TensorRT could not create an execution context "
                                        "(out of GPU memory?)")
-                ctx.set_optimization_profile_async(i, self._slots.stream_handle(i))
                 self._contexts.append(ctx)
+                if not ctx.set_optimization_profile_async(i, self._slots.stream_handle(i)):
+                    raise RuntimeError(
+                        f"TensorRT refused optimization profile {i} for execution context {i} "
+                        f"(the engine has {engine.num_optimization_profiles}); the cached "
+                        "engine does not fit this livestyle: livestyle build --style NAME "
+                        "--force")
             for i in range(N_SLOTS):
                 self._slots.sync(i)
         except BaseException:
             self.close()
             raise
-        self.scheduler = SlotScheduler(self._slots, N_SLOTS)
+        self.scheduler = shape_profile.ProfileFit(SlotScheduler(self._slots, N_SLOTS), PROFILE)
 
     def _compute(self, slot: int, stream: int, in_ptr: int, out_ptr: int, shape) -> None:
         ctx = self._contexts[slot]
@@ -357,19 +402,28 @@ class _Runner:
         return results[-1][1].copy()
 
     def close(self) -> None:
-        if getattr(self, "scheduler", None) is not None:
-            self.scheduler.drain()
-        self._slots.close()
-        self._contexts = []  # TensorRT frees each context when its last reference goes
+        """Wait for what is in flight, then release contexts, buffers and the engine
+        reference (idempotent)."""
+        try:
+            if self.scheduler is not None:
+                self.scheduler.drain()
+        finally:
+            self.scheduler = None
+            if self._slots is not None:
+                self._slots.close()
+            self._contexts = []  # TensorRT frees each context when its last reference goes
+            self._engine = None
 
 
 class TensorRTBackend(Backend):
     """TensorRT engine for one style. `infer` returns the *previous* frame's result.
 
-    infer(frame): frame is uint8 BGR HxWx3 within PROFILE; returns None on the first call,
-    then the result for the frame passed one call earlier (uint8 BGR, that frame's size). The
-    returned array is a pinned buffer reused two calls later: it is valid until the next
-    `infer`; copy it to keep it. flush() returns the last frame's result (a copy).
+    infer(frame): frame is uint8 BGR HxWx3 of any size (resized into PROFILE and back where
+    it lies outside); returns None on the first call, then the result for the frame passed
+    one call earlier (uint8 BGR, that frame's size). The returned array may be a pinned
+    buffer reused two calls later: it is valid until the next `infer`; copy it to keep it.
+    flush() returns what is still in flight (copies). `precision` says what the engine
+    computes in, as its cache header records it (for example "fp16 (strongly typed)").
     """
 
     name = "tensorrt"
@@ -385,17 +439,17 @@ class TensorRTBackend(Backend):
         self._cuda = cuda_buffers.CudaContext(device)
         try:
             with self._cuda.active():
-                self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
                 kwargs = dict(cache_dir=cache_dir, check_image=check_image, log=log,
                               device=device)
                 plan, self.engine_path, self.engine_info, built = load_plan(
-                    trt, self._runtime, model_path, fp16, **kwargs)
+                    trt, model_path, fp16, **kwargs)
+                self._runtime = trt.Runtime(trt_logger(trt))
                 self._engine = self._runtime.deserialize_cuda_engine(plan)
                 if self._engine is None and not built:
                     log(f"cached TensorRT engine {self.engine_path.name} does not deserialize; "
                         "rebuilding")
                     plan, self.engine_path, self.engine_info, _ = load_plan(
-                        trt, self._runtime, model_path, fp16, force=True, **kwargs)
+                        trt, model_path, fp16, force=True, **kwargs)
                     self._engine = self._runtime.deserialize_cuda_engine(plan)
                 if self._engine is None:
                     raise BackendUnavailable("TensorRT cannot deserialize the engine it built")
@@ -403,15 +457,10 @@ class TensorRTBackend(Backend):
         except BaseException:
             self.close()
             raise
-        self.precision = self.engine_info.get("built_precision", "?")
+        self.precision = describe_precision(self.engine_info)
 
     def infer(self, frame: np.ndarray) -> np.ndarray | None:
         frame = self.check_frame(frame)
-        h, w = frame.shape[:2]
-        if not fits_profile(h, w):
-            (_, h0, w0, _), (_, h1, w1, _) = PROFILE["min"], PROFILE["max"]
-            raise ValueError(f"the TensorRT engine takes frames from {w0}x{h0} to {w1}x{h1}; "
-                             f"got {w}x{h}: change the processing scale or pick another backend")
         if self._runner is None:
             raise RuntimeError("backend is closed")
         with self._cuda.active():
@@ -426,16 +475,20 @@ class TensorRTBackend(Backend):
             return [result.copy() for _, result in self._runner.scheduler.flush()]
 
     def close(self) -> None:
+        """Release runner, engine and runtime in the context, on any thread (idempotent)."""
         if self._cuda is None:
             return
         cuda, self._cuda = self._cuda, None
         try:
             with cuda.active():  # TensorRT and pycuda objects go while their context lives
                 runner, self._runner = self._runner, None
-                if runner is not None:
-                    runner.close()
-                self._engine = None
-                self._runtime = None
+                try:
+                    if runner is not None:
+                        runner.close()
+                finally:
+                    del runner
+                    self._engine = None
+                    self._runtime = None
         finally:
             cuda.close()
 
@@ -445,9 +498,10 @@ def build_engine_for_style(style_path: str | Path, fp16: bool, *, cache_dir=None
                            force: bool = False) -> Path:
     """Build (or find up to date) the TensorRT engine for a style; returns the cache file.
 
-    For `livestyle build --style X [--fp16/--fp32]`. `style_path` is an .onnx file or an
-    installed style's name. Raises BackendUnavailable naming what is missing (GPU, driver,
-    tensorrt, pycuda) and what to install; StyleError for an unknown style.
+    For `livestyle build --style X [--fp32] [--force]`; `force` rebuilds even when a valid
+    cached engine exists. `style_path` is an .onnx file or an installed style's name.
+    Raises BackendUnavailable naming what is missing (GPU, driver, tensorrt, pycuda) and
+    what to install; StyleError for an unknown style.
     """
     trt = require_tensorrt()
     log = log or _log_stderr
@@ -458,19 +512,14 @@ def build_engine_for_style(style_path: str | Path, fp16: bool, *, cache_dir=None
         model_path = resolve(str(style_path)).path
     cuda = cuda_buffers.CudaContext(0)
     try:
-        with cuda.active():
-            runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-            try:
-                _, path, header, built = load_plan(trt, runtime, model_path, fp16,
-                                                   cache_dir=cache_dir, check_image=check_image,
-                                                   log=log, force=force)
-            finally:
-                del runtime
+        with cuda.active():  # everything the build makes is made and released in here
+            _, path, header, built = load_plan(trt, model_path, fp16, cache_dir=cache_dir,
+                                               check_image=check_image, log=log, force=force)
     finally:
         cuda.close()
     if not built:
         log(f"TensorRT engine for {_style_name(model_path)} is up to date "
-            f"({header.get('built_precision', '?').upper()}): {path}")
+            f"({describe_precision(header)}): {path}")
     else:
-        log(f"saved {path}")
+        log(f"saved {path} ({describe_precision(header)})")
     return path
