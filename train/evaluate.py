@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from livestyle import backends
+from livestyle.atomic import write_atomic
 from livestyle.frames import auto_scale, postprocess, preprocess, processing_size
 from livestyle.metrics import psnr
 from livestyle.styles import BUNDLED_DIR, read_style, style_files
@@ -238,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(evaluate_style(path, photos, clips, loss_net))
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=2))
-    out.with_suffix(".md").write_text(markdown(rows))
+    write_atomic(out.with_suffix(".json"), json.dumps(rows, indent=2))
+    write_atomic(out.with_suffix(".md"), markdown(rows))
     print(markdown(rows))
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from livestyle.atomic import write_atomic
 from livestyle.styles import BUNDLED_DIR, read_style
 
 # From ../shared/data/SOURCES.md: the artwork, where the file came from, and why it is free.
@@ -88,7 +89,7 @@ def main() -> int:
              "the cartoon for about 1 h 30 min (one thread, about 1 step a second, plus a "
              "4-minute teacher pass over the photos at each of its three starts)."]
     out = BUNDLED_DIR / "README.md"
-    out.write_text("\n".join(rows) + "\n")
+    write_atomic(out, "\n".join(rows) + "\n")
     print(out.read_text())
     return 0
 
