@@ -32,14 +32,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from pyvirtualcam.camera import register_backend  # noqa: E402
 
-from livestyle.camera import FileSource  # noqa: E402
-from livestyle.config import SourceConfig  # noqa: E402
-from livestyle.pipeline import Controls, StyleSwitcher, run_loop  # noqa: E402
-from livestyle.sinks.base import Sink  # noqa: E402
+from livestyle.config import RunConfig, SourceConfig  # noqa: E402
+from livestyle.pipeline import Pipeline  # noqa: E402
 from livestyle.sinks.null import NullSink  # noqa: E402
-from livestyle.sinks.vcam import VirtualCameraSink  # noqa: E402
-from livestyle.sinks.video import VideoFileSink  # noqa: E402
-from livestyle.styles import resolve  # noqa: E402
 
 DEFAULT_CLIP = REPO.parent / "shared" / "data" / "video" / "person_on_camera_office.mp4"
 # flat means: memory grows by less than RSS_GROWTH_MB from the first window to the last, and
@@ -83,37 +78,36 @@ class DiscardCamera:
 register_backend("soak-discard", DiscardCamera)
 
 
-class Sampler(Sink):
-    """The last sink: samples memory and speed every `interval` s, ends the run at `seconds`."""
+class Sampler:
+    """Called after every frame (Pipeline.run's on_frame): samples memory and speed every
+    `interval` s, and ends the run at `seconds`."""
 
-    name = "sampler"
-
-    def __init__(self, controls: Controls, source, seconds: float, interval: float):
-        self.controls, self.source = controls, source
+    def __init__(self, pipeline: Pipeline, seconds: float, interval: float):
+        self.pipeline = pipeline
         self.seconds, self.interval = seconds, interval
         self.samples: list[dict] = []
         self.frames = 0
         self.t0 = None
 
-    def send(self, frame: np.ndarray) -> None:
+    def __call__(self, frames: int) -> None:
         now = time.perf_counter()
-        self.frames += 1
+        self.frames = frames
         if self.t0 is None:  # the clock starts at the first frame out (after warm-up)
             self.t0 = self._last_t = now
-            self._last_frames = 0
+            self._last_frames = frames
             self._next = now + self.interval
             return
         if now >= self._next:
             fps = (self.frames - self._last_frames) / (now - self._last_t)
             sample = {"t": round(now - self.t0, 2), "frames": self.frames, "fps": round(fps, 2),
-                      "rss_mb": round(rss_mb(), 2), "dropped": self.source.dropped}
+                      "rss_mb": round(rss_mb(), 2), "dropped": self.pipeline.source.dropped}
             self.samples.append(sample)
             print(f"  t={sample['t']:7.1f} s  frames {self.frames:7d}  {fps:6.1f} fps  "
                   f"RSS {sample['rss_mb']:7.1f} MB", flush=True)
             self._last_t, self._last_frames = now, self.frames
             self._next += self.interval
         if now - self.t0 >= self.seconds:
-            self.controls.quit = True
+            self.pipeline.controls.request_stop()
 
 
 def slope_per_min(ts: list[float], ys: list[float]) -> float:
@@ -171,30 +165,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-video", action="store_true", help="keep the video file it writes")
     a = p.parse_args(argv)
 
-    style = resolve(a.style)
-    switcher = StyleSwitcher([style], a.backend, a.threads, log=print)
     workdir = Path(tempfile.mkdtemp(prefix="livestyle-soak-"))
     video_path = workdir / "soak.mp4"
+    cfg = RunConfig(styles=(a.style,), source=SourceConfig(a.clip, loop=True, realtime=False),
+                    backend=a.backend, scale=a.scale, threads=a.threads, preview=False,
+                    output=str(video_path), vcam=True, vcam_backend="soak-discard")
     load_start = os.getloadavg()
-    rss_start = rss_mb()
+    null = NullSink()
     try:
-        with FileSource(SourceConfig(a.clip, loop=True, realtime=False)) as source:
-            info = source.info
-            controls = Controls()
-            sampler = Sampler(controls, source, a.seconds, a.interval)
-            null = NullSink()
-            with VideoFileSink(video_path, info.fps) as video, \
-                    VirtualCameraSink(info.width, info.height, info.fps,
-                                      backend="soak-discard") as vcam:
-                print(f"soak: {style.name} on {switcher.backend.name}, {info.width}x{info.height} "
-                      f"{Path(a.clip).name} on loop, {a.seconds:g} s, sampling every "
-                      f"{a.interval:g} s; RSS {rss_start:.1f} MB", flush=True)
-                stats = run_loop(source, switcher, [video, vcam, null, sampler], a.scale,
-                                 controls, log=print)
+        with Pipeline(cfg, log=print, sinks=[null]) as pipeline:
+            rss_start = rss_mb()
+            info, style = pipeline.source.info, pipeline.switcher.style
+            sampler = Sampler(pipeline, a.seconds, a.interval)
+            print(f"soak: {style.name} on {pipeline.switcher.backend.name}, "
+                  f"{info.width}x{info.height} {Path(a.clip).name} on loop, {a.seconds:g} s, "
+                  f"sampling every {a.interval:g} s; RSS {rss_start:.1f} MB", flush=True)
+            stats = pipeline.run(on_frame=sampler)
+        video = pipeline.output
         video_bytes = video_path.stat().st_size if video_path.exists() else 0
         frames_in_file, last_frame_ok = video_check(video_path)
     finally:
-        switcher.close()
         if not a.keep_video:
             video_path.unlink(missing_ok=True)
             workdir.rmdir()

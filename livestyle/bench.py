@@ -30,11 +30,12 @@ import numpy as np
 from livestyle import backends, stamp
 from livestyle.atomic import write_atomic
 from livestyle.camera import LiveSource
-from livestyle.config import SourceConfig
+from livestyle.config import RunConfig, SourceConfig
 from livestyle.frames import CPU_PIXELS, auto_scale, processing_size
-from livestyle.pipeline import STAGES, Controls, StyleSwitcher, run_loop
+from livestyle.pipeline import Pipeline
 from livestyle.sinks.base import Sink
 from livestyle.styles import Style, read_style, style_files
+from livestyle.timers import STAGES
 
 RESOLUTIONS = {"480p": (640, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 MAX_SIDE = 8192
@@ -297,28 +298,27 @@ class LatencySink(Sink):
 
 def bench_end_to_end(style: Style, backend: str, size: tuple[int, int], scale: float,
                      seconds: float, fps: float = 30.0) -> dict:
+    """The product's own Pipeline, `backend` by the name the model row measured, fed by a
+    stamped camera at `fps` for `seconds` after a warm-up."""
     captured: dict[int, float] = {}
     frames = clip_frames(size)
-    cfg = SourceConfig(source="bench", width=size[0], height=size[1], fps=fps)
-    switcher = StyleSwitcher([style], backend, log=lambda m: None)
+    # the stamped camera stands in for camera 0
+    cfg = RunConfig(styles=(str(style.path),), source=SourceConfig("0", *size, fps),
+                    backend=backend, scale=scale, preview=False)
+    quiet = lambda m: None  # noqa: E731
+    source = LiveSource(cfg.source, opener=lambda c: StampedCamera(frames, fps, captured),
+                        log=quiet)
     sink = LatencySink(captured)
-    try:
-        # warm-up: the first frames pay for compilation and allocation
-        warm = LiveSource(cfg, opener=lambda c: StampedCamera(frames, fps, {}), log=lambda m: None)
-        with warm:
-            run_loop(warm, switcher, [], scale, Controls(), max_frames=10)
-        source = LiveSource(cfg, opener=lambda c: StampedCamera(frames, fps, captured),
-                            log=lambda m: None)
-        controls = Controls()
-        stop = threading.Timer(seconds, controls.request_stop)
-        with source:
-            stop.start()
-            stats = run_loop(source, switcher, [sink], scale, controls)
-            stop.cancel()
-    finally:
-        switcher.close()
-    offered = len(captured)
+    with Pipeline(cfg, log=quiet, source=source, sinks=[sink]) as pipeline:
+        pipeline.warm_up(10)  # the first frames pay for compilation and allocation
+        offered_before = len(captured)
+        stop = threading.Timer(seconds, pipeline.controls.request_stop)
+        stop.start()
+        stats = pipeline.run()
+        stop.cancel()
+        offered = len(captured) - offered_before
     return {
+        "backend": stats.backend,
         "fps": round(stats.fps, 2), "frames": stats.frames, "offered": offered,
         "dropped": stats.dropped, "unreadable_stamps": sink.unreadable,
         "latency": percentiles(sink.latency_ms) if sink.latency_ms else None,
@@ -462,8 +462,9 @@ def run_bench(backend_names: list[str], resolutions: list[str], frames: int, war
                     "of_peak": round(gflops / report["peak_gflops"], 3)})
                 bar.step(f"end to end {actual} {res}")
                 e2e = bench_end_to_end(style_, actual, size, scale, seconds)
-                report["end_to_end"].append({"backend": actual, "resolution": res,
-                                             "generator": label, **style_fields(style_),
+                report["end_to_end"].append({"backend": e2e.pop("backend"),
+                                             "resolution": res, "generator": label,
+                                             **style_fields(style_),
                                              "scale": round(scale, 3), **e2e})
             backend.close()
     if reference:

@@ -109,7 +109,8 @@ def _parse_size(text: str, flag: str = "--size") -> tuple[int, int]:
 
 def cmd_run(a) -> int:
     from livestyle.config import RunConfig, SourceConfig
-    from livestyle.pipeline import Controls, run
+    from livestyle.keys import Controls
+    from livestyle.pipeline import run
 
     signals: list[int] = []
     controls = Controls()

@@ -70,7 +70,9 @@ class RunConfig:
     max_frames: int = 0  # stop after this many frames; 0 = until the source ends or `q`
     threads: int = 0  # inference threads; 0 = the backend's default (all cores)
 
-    def validate(self) -> "RunConfig":
+    def validate(self, more_sinks: bool = False) -> "RunConfig":
+        """Self, checked; ConfigError says what to change. `more_sinks`: the caller adds sinks
+        of its own (bench, soak), so no window, camera or file is still something to show."""
         if not self.styles:
             raise ConfigError("no style given: pass --style NAME (`livestyle styles` lists them)")
         if self.scale is not None and not 0.05 <= self.scale <= 2.0:
@@ -125,7 +127,7 @@ class RunConfig:
             if (out.exists() or out.is_symlink()) and not self.overwrite:
                 raise ConfigError(f"--output {out} exists; pass --overwrite (-y) to replace "
                                   "it, or pick another name")
-        if not (self.preview or self.vcam or self.output or self.max_frames):
+        if not (self.preview or self.vcam or self.output or self.max_frames or more_sinks):
             raise ConfigError("nothing to show: with --no-preview, pass --vcam and/or --output")
         return self
 

@@ -45,6 +45,7 @@ def test_tiny_bench_writes_valid_json_and_plot(styles_dir, tmp_path, capsys):
     (model,) = report["model"]
     assert model["backend"] == "onnxruntime" and model["n"] == 3 and model["median_ms"] > 0
     (e2e,) = report["end_to_end"]
+    assert e2e["backend"] == model["backend"]  # the pipeline ran the backend measured alone
     assert e2e["frames"] > 0 and e2e["frames"] + e2e["dropped"] <= e2e["offered"] + 1
     # the identity style keeps every stamp readable, so every frame has a latency
     assert e2e["unreadable_stamps"] == 0 and e2e["latency"]["n"] == e2e["frames"]

@@ -24,15 +24,18 @@ import pytest
 from onnx import TensorProto, helper
 from pyvirtualcam.camera import register_backend
 
-from livestyle import cli, pipeline
+from livestyle import backends, cli, pipeline
 from livestyle.camera import FileSource, Frame, LiveSource, SourceInfo
 from livestyle.config import RunConfig, SourceConfig
-from livestyle.pipeline import Controls, StageTimers, StyleSwitcher, run, run_loop
+from livestyle.keys import Controls
+from livestyle.pipeline import run, run_loop
 from livestyle.sinks.base import Sink, SinkError
 from livestyle.sinks.null import NullSink
 from livestyle.sinks.vcam import VirtualCameraSink
 from livestyle.sinks.video import VideoFileSink
 from livestyle.styles import resolve
+from livestyle.switching import StyleSwitcher
+from livestyle.timers import StageTimers
 from tests.conftest import CLIP, CLIP_640, REPO, need
 
 CLIP_FRAMES = 62
@@ -561,6 +564,9 @@ register_backend("livestyle-signalling", SignallingCamera)
 @pytest.fixture()
 def signalling_camera():
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    # this module may also be imported as tests.test_reliability, registering its own copy
+    # of the class: the camera the run opens must be the one this fixture sets up
+    register_backend("livestyle-signalling", SignallingCamera)
     SignallingCamera.sent = SignallingCamera.closed = 0
     yield SignallingCamera
     for s, handler in saved.items():  # cli.main installs its own SIGTERM handler
@@ -695,7 +701,7 @@ def test_run_whose_backend_fails_on_the_first_frame_leaves_no_file(tmp_path, sty
         def close(self):
             pass
 
-    monkeypatch.setattr(pipeline.backends, "create", lambda *a, **k: Broken())
+    monkeypatch.setattr(backends, "create", lambda *a, **k: Broken())
     out = tmp_path / "out.mp4"
     cfg = RunConfig(styles=(str(styles_dir / "rand-a.onnx"),),
                     source=SourceConfig(str(need(CLIP))), preview=False, output=str(out))

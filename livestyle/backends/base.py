@@ -6,8 +6,8 @@ Contract every backend keeps:
   valid until the next `infer` call; copy it to keep it.
 - `delay` is how many calls late results come back. 0: `infer` returns its own input's
   result. 1 (pipelined GPU backends): it returns the previous call's result, None on the first
-  call, and `flush()` returns what is still in flight. The pipeline pairs results with their
-  source frames by this number.
+  call, and `flush()` returns what is still in flight. The StyleSwitcher (switching.py) pairs
+  results with their source frames by this number.
 - `close()` releases everything; calling it twice is harmless. Backends are context managers.
 - Construction does the loading (session build, engine deserialization); `infer` only runs.
 """

@@ -1,0 +1,151 @@
+"""Style switching: one backend per loaded style, the next one loaded on a thread, and the
+pairing of every stylized frame with the source frame it came from.
+
+A pipelined GPU backend (delay 1, see backends/base.py) returns each frame's result one call
+late; the switcher keeps the source frames in flight beside it, so the loop only ever sees
+ready (source frame, stylized frame) pairs, in order, whatever the backend's delay and
+across style switches.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+import numpy as np
+
+from livestyle import backends
+from livestyle.styles import Style
+
+LOAD_NOTE_EVERY = 5.0  # seconds between "waiting for style X" lines while close() waits
+
+
+class StyleSwitcher:
+    """Holds one backend per loaded style; loads the next one on a thread, so switching never
+    stalls the stream: the old style keeps running until the new one is ready.
+
+    `infer(frame, small)` runs `small` (the frame at processing size) through the current
+    style and returns the (frame, stylized) pairs that are ready, oldest first: one per call
+    with a delay-0 backend; none on the first call, then one per call, with a delay-1 one.
+    `flush()` returns the pairs still in flight (at the end of a run). A requested style
+    takes over inside `infer`, once loaded: the old style's frames in flight come out first.
+    A stylized array may be a buffer its backend reuses: use it before the next `infer`.
+
+    `close()` closes every backend once, waiting for a style still loading (so that no
+    loader is left inside native code, and nothing it built is left unclosed).
+    """
+
+    def __init__(self, styles: list[Style], backend: str, threads: int = 0, log=print):
+        self.styles = styles
+        self._backend_name, self._threads, self._log = backend, threads, log
+        self._loaded: dict[int, backends.Backend] = {}
+        self._loading: dict[int, threading.Thread] = {}
+        self._errors: dict[int, Exception] = {}
+        self._lock = threading.Lock()  # guards _loaded, _errors and _closed
+        self._closed = False
+        self._in_flight: deque[np.ndarray] = deque()  # source frames whose result is to come
+        self.index = 0
+        self.wanted = 0
+        self._load(0)  # the first style loads in the foreground: its errors stop the run
+        if 0 in self._errors:
+            raise self._errors.pop(0)
+
+    def _load(self, i: int) -> None:
+        try:
+            b = backends.create(self._backend_name, self.styles[i].path, threads=self._threads)
+        except Exception as e:  # noqa: BLE001 - reported to the user, the run goes on
+            with self._lock:
+                self._errors[i] = e
+            return
+        with self._lock:
+            if not self._closed:
+                self._loaded[i] = b
+                return
+        b.close()  # the switcher was closed while this style loaded: nobody else will
+
+    @property
+    def backend(self) -> backends.Backend:
+        return self._loaded[self.index]
+
+    @property
+    def style(self) -> Style:
+        return self.styles[self.index]
+
+    def request(self, i: int) -> None:
+        """Switch to style `i` (modulo the count) as soon as it is loaded; starts loading it."""
+        i %= len(self.styles)
+        self.wanted = i
+        with self._lock:
+            busy = self._closed or i in self._loaded or (
+                i in self._loading and self._loading[i].is_alive())
+        if not busy:
+            # not a daemon: the interpreter waits for a load still under way at exit, instead
+            # of finalizing while the thread is inside native code (a TensorRT build)
+            t = threading.Thread(target=self._load, args=(i,), name=f"livestyle-load-{i}")
+            self._loading[i] = t
+            t.start()
+
+    def infer(self, frame: np.ndarray, small: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`small` through the current style: the (source frame, stylized) pairs now ready."""
+        ready = self._switch()
+        self._in_flight.append(frame)
+        try:
+            styled = self.backend.infer(small)
+        except BaseException:
+            self._in_flight.pop()  # the frame is dropped: the next result is not its
+            raise
+        if styled is not None:
+            ready.append((self._in_flight.popleft(), styled))
+        return ready
+
+    def flush(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The pairs still in flight in the current style, oldest first."""
+        return self._drain(self.backend)
+
+    def _drain(self, backend: backends.Backend) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(self._in_flight.popleft(), styled) for styled in backend.flush()]
+
+    def _switch(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Move to the wanted style if it is loaded: the old style's pairs still in flight."""
+        if self.wanted == self.index:
+            return []
+        with self._lock:
+            err = self._errors.pop(self.wanted, None)
+            ready = self.wanted in self._loaded
+        if err is not None:
+            self._log(f"cannot load style {self.styles[self.wanted].name}: {err}")
+            self.wanted = self.index
+            return []
+        if not ready:
+            return []
+        drained = self._drain(self.backend)
+        self.index = self.wanted
+        self._log(f"style: {self.style.name}")
+        return drained
+
+    def close(self) -> None:
+        """Close every loaded backend. A style still loading is waited for, saying so every
+        LOAD_NOTE_EVERY seconds (a TensorRT engine build takes minutes); a KeyboardInterrupt
+        ends the wait, and the loader then closes what it built itself. Idempotent."""
+        with self._lock:
+            self._closed = True
+            loading = [(i, t) for i, t in self._loading.items() if t.is_alive()]
+        try:
+            for i, t in loading:
+                t.join(LOAD_NOTE_EVERY)
+                while t.is_alive():
+                    self._log(f"waiting for style {self.styles[i].name} to finish loading "
+                              "before closing (Ctrl-C to stop waiting)")
+                    t.join(LOAD_NOTE_EVERY)
+        finally:
+            with self._lock:
+                loaded = list(self._loaded.values())
+                self._loaded.clear()
+            for b in loaded:
+                b.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
