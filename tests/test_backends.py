@@ -9,6 +9,7 @@ import pytest
 from livestyle import backends
 from livestyle.backends.base import BackendUnavailable
 from livestyle.generator import PixelWrapper
+from livestyle.gpu import has_cuda
 from livestyle.metrics import psnr
 from tests.conftest import CLIP, REPO, SHARED, need, random_generator
 
@@ -79,6 +80,57 @@ def test_auto_picks_a_cpu_backend_and_gpu_backends_refuse_cleanly(styles_dir):
     if not has_cuda():
         with pytest.raises(BackendUnavailable):
             backends.create("torch-cuda", styles_dir / "rand-a.onnx")
+
+
+def test_every_backend_is_named_as_registered():
+    """The name is what GPU auto-scale, the HUD and bench's rows go by: torch on CUDA used to
+    call itself "torch", so none of them knew it ran on a GPU."""
+    import importlib
+
+    for key, (module, cls) in backends.REGISTRY.items():
+        assert getattr(importlib.import_module(module), cls).name == key
+
+
+def test_torch_cuda_is_its_own_backend_and_refuses_cleanly_without_cuda(styles_dir):
+    import torch
+
+    from livestyle.backends.torch import TorchBackend
+    from livestyle.backends.torch_cuda import TorchCudaBackend
+
+    assert TorchCudaBackend is not TorchBackend and "torch-cuda" in backends.GPU_BACKENDS
+    with backends.create("torch", styles_dir / "rand-a.onnx") as cpu:
+        assert cpu.name == "torch" and cpu.delay == 0
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is here: the gpu tests cover torch-cuda")
+    with pytest.raises(BackendUnavailable, match="no CUDA device"):
+        TorchCudaBackend(styles_dir / "rand-a.onnx")  # past the registry's driver check
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not has_cuda(), reason="no CUDA device")
+def test_torch_cuda_gets_the_gpu_scale_hud_name_and_bench_row(styles_dir, tmp_path):
+    """On a GPU, torch-cuda runs a 720p frame at full size (auto-scale's GPU rule), says so
+    on the HUD, and bench's end-to-end row runs it on the GPU, not a CPU rebuild."""
+    from livestyle.bench import bench_end_to_end
+    from livestyle.config import RunConfig, SourceConfig
+    from livestyle.frames import auto_scale
+    from livestyle.keys import Controls, hud_lines
+    from livestyle.pipeline import Pipeline
+    from livestyle.styles import resolve
+    from livestyle.timers import StageTimers
+
+    photo = tmp_path / "720p.png"
+    cv2.imwrite(str(photo), np.random.default_rng(0).integers(0, 256, (720, 1280, 3), np.uint8))
+    cfg = RunConfig(styles=(str(styles_dir / "rand-a.onnx"),), source=SourceConfig(str(photo)),
+                    backend="torch-cuda", preview=False, output=str(tmp_path / "out.png"))
+    with Pipeline(cfg, log=lambda m: None) as pipeline:
+        stats = pipeline.run()
+        hud = hud_lines(pipeline.switcher, StageTimers(), Controls(), 0, stats.processing_size)
+    assert stats.backend == "torch-cuda" and stats.processing_size == (1280, 720)
+    assert "torch-cuda @ 1280x720" in hud[1]
+    row = bench_end_to_end(resolve(str(styles_dir / "rand-a.onnx")), "torch-cuda", (1280, 720),
+                           auto_scale(1280, 720, gpu=True), 1.0)
+    assert row["backend"] == "torch-cuda" and row["processing_size"] == [1280, 720]
 
 
 def test_unknown_backend_and_unreadable_model(tmp_path, styles_dir):

@@ -12,13 +12,13 @@ from pathlib import Path
 from livestyle.backends.base import Backend, BackendUnavailable
 from livestyle.gpu import cuda_device_count
 
-# name -> (module, class, keyword arguments)
-REGISTRY: dict[str, tuple[str, str, dict]] = {
-    "tensorrt": ("livestyle.backends.tensorrt", "TensorRTBackend", {}),
-    "torch-cuda": ("livestyle.backends.torch", "TorchBackend", {"device": "cuda"}),
-    "openvino": ("livestyle.backends.openvino", "OpenVinoBackend", {}),
-    "onnxruntime": ("livestyle.backends.onnxruntime", "OnnxRuntimeBackend", {}),
-    "torch": ("livestyle.backends.torch", "TorchBackend", {"device": "cpu"}),
+# name -> (module, class); each class's `name` is its key here
+REGISTRY: dict[str, tuple[str, str]] = {
+    "tensorrt": ("livestyle.backends.tensorrt", "TensorRTBackend"),
+    "torch-cuda": ("livestyle.backends.torch_cuda", "TorchCudaBackend"),
+    "openvino": ("livestyle.backends.openvino", "OpenVinoBackend"),
+    "onnxruntime": ("livestyle.backends.onnxruntime", "OnnxRuntimeBackend"),
+    "torch": ("livestyle.backends.torch", "TorchBackend"),
 }
 GPU_BACKENDS = {"tensorrt", "torch-cuda"}
 # fastest first; torch on the CPU is left out of auto: it is 2-4x slower than either runtime
@@ -83,9 +83,9 @@ def create(name: str, model_path: str | Path, **kwargs) -> Backend:
         count, why = cuda_device_count()
         if not count:  # checked before any GPU library is touched: TensorRT would crash
             raise BackendUnavailable(why)
-    module, cls, defaults = REGISTRY[name]
+    module, cls = REGISTRY[name]
     try:
         backend_cls = getattr(importlib.import_module(module), cls)
     except ImportError as e:
         raise BackendUnavailable(f"cannot import {module}: {e}") from None
-    return backend_cls(model_path, **{**defaults, **kwargs})
+    return backend_cls(model_path, **kwargs)
