@@ -49,12 +49,33 @@ def test_backends_agree_on_a_real_photo(name, styles_dir):
     assert diff.max() <= MAX_ABS and diff.mean() <= MAX_MEAN
 
 
+@pytest.mark.parametrize("name", CPU_BACKENDS)
+def test_tiny_frames_run_on_a_half_resolution_generator(name):
+    """The cartoon's trunk runs at half size: under 16 px its 1/8-size maps cannot be padded,
+    so such frames run enlarged and come back at their own size."""
+    style = REPO / "engines" / "cartoon.onnx"
+    assert backends.min_frame_side(style) == 16
+    rng = np.random.default_rng(0)
+    with backends.create(name, style) as b:
+        for size in [(1, 1), (3, 40), (15, 15), (9, 200), (16, 16)]:
+            frame = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+            out = b.infer(frame)
+            assert out.shape == frame.shape and out.dtype == np.uint8, size
+
+
+def test_min_frame_side_of_models(styles_dir, tmp_path):
+    assert backends.min_frame_side(styles_dir / "rand-a.onnx") == 8  # full-size stem
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    assert backends.min_frame_side(junk) == 1
+
+
 @pytest.mark.parametrize("name", ["onnxruntime", "openvino"])
 def test_identity_graph_keeps_bgr_order_exactly(name, styles_dir):
     """The in-graph conversions (BGR->RGB, scale, round, back) must be lossless."""
-    frame = np.zeros((6, 10, 3), np.uint8)
+    frame = np.zeros((8, 12, 3), np.uint8)  # at least min_side: run as it is, not enlarged
     frame[..., 0] = 200  # blue channel only
-    frame[:, 5:, 2] = 17  # a little red on the right half
+    frame[:, 6:, 2] = 17  # a little red on the right half
     with backends.create(name, styles_dir / "identity.onnx") as b:
         out = b.infer(frame)
     np.testing.assert_array_equal(out, frame)

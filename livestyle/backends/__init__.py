@@ -48,6 +48,23 @@ def fixed_input_size(model_path: str | Path) -> tuple[int | None, int | None]:
     return (h.dim_value or None), (w.dim_value or None)
 
 
+def min_frame_side(model_path: str | Path) -> int:
+    """The smallest frame side a livestyle generator runs at: it reflect-pads at 1/4 of its
+    trunk's resolution (1/4 or 1/8 of the frame), which needs 2 px there. 1 (no enlarging)
+    for a model without livestyle's generator metadata: its limits are not ours to guess."""
+    try:
+        import json
+
+        import onnx
+
+        meta = {p.key: p.value for p in onnx.load(str(model_path),
+                                                  load_external_data=False).metadata_props}
+        stride = int(json.loads(meta["livestyle.generator"]).get("stem_stride", 1))
+    except Exception:  # noqa: BLE001 - not ours, or unreadable: run frames as they come
+        return 1
+    return 8 * stride
+
+
 def check_any_size(model_path: str | Path) -> None:
     """ValueError for a model whose input height or width is fixed: frames come at any
     size, and backends disagree on such a model (OpenVINO reshapes it, ONNX Runtime fails
@@ -88,4 +105,6 @@ def create(name: str, model_path: str | Path, **kwargs) -> Backend:
         backend_cls = getattr(importlib.import_module(module), cls)
     except ImportError as e:
         raise BackendUnavailable(f"cannot import {module}: {e}") from None
-    return backend_cls(model_path, **kwargs)
+    backend = backend_cls(model_path, **kwargs)
+    backend.min_side = min_frame_side(model_path)
+    return backend

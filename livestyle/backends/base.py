@@ -19,6 +19,12 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 
+# The generators reflect-pad at 1/8 of the frame's size (1/4 for those with a full-size
+# stem), which needs 2 px there: smaller frames are run enlarged to the model's `min_side`,
+# and the result shrunk back.
+MIN_FRAME_SIDE = 16
+
+
 class BackendUnavailable(RuntimeError):
     """This backend cannot run here (missing package or device); the message says how to fix."""
 
@@ -48,4 +54,31 @@ class Backend(ABC):
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"backends take uint8 HxWx3 BGR frames, got {frame.dtype} "
                              f"{frame.shape}; convert it with livestyle.frames.to_bgr8")
+        if frame.shape[0] < 1 or frame.shape[1] < 1:
+            raise ValueError(f"a frame has no pixels: {frame.shape[1]}x{frame.shape[0]}")
         return np.ascontiguousarray(frame)
+
+
+class SyncBackend(Backend):
+    """A backend whose `infer` returns its own frame's result (delay 0): subclasses write
+    `run(frame)`, and frames smaller than the generators can take are handled here.
+    `min_side` is set per model by backends.create (min_frame_side)."""
+
+    min_side: int = MIN_FRAME_SIDE
+
+    @abstractmethod
+    def run(self, frame: np.ndarray) -> np.ndarray:
+        """The styled frame for a checked, C-contiguous frame of at least `min_side`."""
+
+    def infer(self, frame: np.ndarray) -> np.ndarray:
+        frame = self.check_frame(frame)
+        h, w = frame.shape[:2]
+        m = self.min_side
+        if min(h, w) >= m:
+            return self.run(frame)
+        import cv2  # a tiny frame (a thumbnail, a stripe): enlarge it, and shrink the result
+
+        s = m / min(h, w)
+        big = cv2.resize(frame, (max(m, round(w * s)), max(m, round(h * s))),
+                         interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(self.run(big), (w, h), interpolation=cv2.INTER_AREA)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from livestyle.backends.base import Backend, BackendUnavailable
+from livestyle.backends.base import BackendUnavailable, SyncBackend
 
 
-class OnnxRuntimeBackend(Backend):
+class OnnxRuntimeBackend(SyncBackend):
     name = "onnxruntime"
 
     def __init__(self, model_path: str | Path, threads: int = 0):
@@ -28,8 +28,8 @@ class OnnxRuntimeBackend(Backend):
             raise ValueError(f"onnxruntime cannot load {model_path}: {e}") from None
         self._input = self._session.get_inputs()[0].name
 
-    def infer(self, frame: np.ndarray) -> np.ndarray:
-        out = self._session.run(None, {self._input: self.check_frame(frame)[None]})[0]
+    def run(self, frame: np.ndarray) -> np.ndarray:
+        out = self._session.run(None, {self._input: frame[None]})[0]
         return out[0]
 
     def close(self) -> None:

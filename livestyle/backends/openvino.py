@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livestyle.backends.base import Backend, BackendUnavailable
+from livestyle.backends.base import BackendUnavailable, SyncBackend
 
 _CACHED_SHAPES = 4
 
@@ -43,7 +43,7 @@ def decline_telemetry() -> str:
         return f"could not check OpenVINO's consent file: {e}"
 
 
-class OpenVinoBackend(Backend):
+class OpenVinoBackend(SyncBackend):
     name = "openvino"
 
     def __init__(self, model_path: str | Path, threads: int = 0, precision: str = "auto"):
@@ -85,8 +85,8 @@ class OpenVinoBackend(Backend):
             self._requests.move_to_end(shape)
         return req
 
-    def infer(self, frame: np.ndarray) -> np.ndarray:
-        batch = self.check_frame(frame)[None]
+    def run(self, frame: np.ndarray) -> np.ndarray:
+        batch = frame[None]
         req = self._request(batch.shape)
         req.infer({0: batch})
         # the output tensor is OpenVINO's buffer, reused by the next call (see the protocol)

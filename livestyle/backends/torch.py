@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livestyle.backends.base import Backend, BackendUnavailable
+from livestyle.backends.base import BackendUnavailable, SyncBackend
 
 
 def load_generator(model_path: str | Path):
@@ -39,7 +39,7 @@ def load_generator(model_path: str | Path):
     return gen.eval()
 
 
-class TorchBackend(Backend):
+class TorchBackend(SyncBackend):
     """The CPU only; on a GPU, torch_cuda.TorchCudaBackend ("torch-cuda")."""
 
     name = "torch"
@@ -56,9 +56,9 @@ class TorchBackend(Backend):
         self._torch = torch
         self._model = PixelWrapper(load_generator(model_path)).eval()
 
-    def infer(self, frame: np.ndarray) -> np.ndarray:
+    def run(self, frame: np.ndarray) -> np.ndarray:
         with self._torch.inference_mode():
-            x = self._torch.from_numpy(self.check_frame(frame)[None])
+            x = self._torch.from_numpy(frame[None])
             return self._model(x)[0].numpy()
 
     def close(self) -> None:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from livestyle.backends.base import Backend, BackendUnavailable
+from livestyle.backends.base import BackendUnavailable, SyncBackend
 from livestyle.backends.torch import load_generator
 
 
-class TorchCudaBackend(Backend):
+class TorchCudaBackend(SyncBackend):
     name = "torch-cuda"
 
     def __init__(self, model_path: str | Path, device: str = "cuda", threads: int = 0,
@@ -48,9 +48,8 @@ class TorchCudaBackend(Backend):
                 if isinstance(m, torch.nn.InstanceNorm2d):
                     m.register_forward_pre_hook(to_fp32)
 
-    def infer(self, frame: np.ndarray) -> np.ndarray:
+    def run(self, frame: np.ndarray) -> np.ndarray:
         """Synchronous. The result is a pinned buffer reused by the next call (copy to keep)."""
-        frame = self.check_frame(frame)
         torch = self._torch
         shape = (1, *frame.shape)
         if self._pinned_in is None or tuple(self._pinned_in.shape) != shape:
