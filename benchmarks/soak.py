@@ -32,6 +32,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from pyvirtualcam.camera import register_backend  # noqa: E402
 
+from livestyle.atomic import write_atomic  # noqa: E402
 from livestyle.config import RunConfig, SourceConfig  # noqa: E402
 from livestyle.pipeline import Pipeline  # noqa: E402
 from livestyle.sinks.null import NullSink  # noqa: E402
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(a.results_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"soak-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    write_atomic(out, json.dumps(result, indent=1) + "\n")
 
     print(f"{stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.1f} fps); video "
           f"{frames_in_file} frames ({video_bytes / 1e6:.1f} MB), last frame decodes: "
