@@ -83,11 +83,13 @@ def main() -> int:
                     f"{s.macs_per_pixel} | {path.stat().st_size / 1024:.0f} KB | {prov} |")
     rows += ["", "Wall times are on a shared 2-core AMD EPYC (no GPU), often with other jobs running, "
              "and count every stretch of a resumed run (older models: only the last one).",
-             "", "\"see below\": the runs of 2026-11-25 were exported from their checkpoints, "
-             "before checkpoints recorded time. The eight paintings trained for about 1 h 45 min "
-             "(one thread, the other core busy with the cartoon; about 1.5-2.2 steps a second), "
-             "the cartoon for about 1 h 30 min (one thread, about 1 step a second, plus a "
-             "4-minute teacher pass over the photos at each of its three starts)."]
+             "", "\"see below\": exported from a finished checkpoint. The eight paintings "
+             "trained for about 1 h 45 min on 2026-11-25 (one thread, the other core busy with "
+             "the cartoon; about 1.5-2.2 steps a second). The cartoon trained for about 1 h 30 min "
+             "to step 6,403 on 2026-11-25 and 86 min (5,130 s, recorded in its checkpoint) from "
+             "there to step 11,500 on 2026-11-26 (one thread, about 1 step a second, plus a "
+             "4-minute teacher pass over the photos at each of its four starts); its ink was then "
+             "calibrated on 16 training photos (train/ink.py)."]
     out = BUNDLED_DIR / "README.md"
     write_atomic(out, "\n".join(rows) + "\n")
     print(out.read_text())
