@@ -141,6 +141,12 @@ def cmd_run(a) -> int:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         stats = run(cfg, log=progress.log, controls=controls, progress=progress)
+    except Exception as e:
+        if signals and _caused_by_interrupt(e):
+            # the Ctrl-C landed inside a library that re-raised it as its own error (pybind11
+            # turns an exception in a module's initialization into ImportError): a stop
+            raise KeyboardInterrupt from None
+        raise
     finally:
         progress.finish()
         for s, handler in previous.items():
@@ -196,6 +202,17 @@ def cmd_build(a) -> int:
     path = build_engine_for_style(resolve(a.style).path, fp16=a.fp16, force=a.force)
     print(f"engine ready: {path}")
     return 0
+
+
+def _caused_by_interrupt(error: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is among the causes and contexts of `error`."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _on_sigterm(signum, frame):

@@ -53,3 +53,36 @@ def test_ctrl_c_during_start_up_prints_one_line_and_exits_130(tmp_path, styles_d
         assert len(extra) <= 1, (delay, stderr)
         checked.append(delay)
     assert len(checked) >= 6, checked
+
+
+
+def _run_failing(monkeypatch, tmp_path, styles_dir, signal_first: bool):
+    """`livestyle run` whose pipeline fails the way a library that swallows a Ctrl-C does
+    (pybind11 turns an exception in a module's initialization into ImportError from it), or,
+    without the signal, with an ordinary error."""
+    import livestyle.pipeline
+
+    def run(cfg, **kw):
+        if not signal_first:
+            raise ValueError("the model is broken")
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # the CLI's handler raises here
+        except KeyboardInterrupt as e:
+            raise ImportError("initialization failed") from e
+
+    monkeypatch.setattr(livestyle.pipeline, "run", run)
+    from livestyle.cli import main
+
+    return main(["run", "--source", str(need(CLIP)), "--style", str(styles_dir / "rand-a.onnx"),
+                 "--no-preview", "-o", str(tmp_path / "out.mp4")])
+
+
+def test_ctrl_c_turned_into_another_error_by_a_library_is_still_a_stop(
+        monkeypatch, tmp_path, styles_dir, capsys):
+    assert _run_failing(monkeypatch, tmp_path, styles_dir, signal_first=True) == 130
+    assert "stopped" in capsys.readouterr().err
+
+
+def test_an_error_without_ctrl_c_stays_an_error(monkeypatch, tmp_path, styles_dir, capsys):
+    assert _run_failing(monkeypatch, tmp_path, styles_dir, signal_first=False) == 2
+    assert "the model is broken" in capsys.readouterr().err
