@@ -4,15 +4,7 @@ import os
 import signal
 import sys
 
-
-def _caused_by_ctrl_c(e: BaseException | None) -> bool:
-    seen = set()
-    while e is not None and id(e) not in seen:
-        if isinstance(e, KeyboardInterrupt):
-            return True
-        seen.add(id(e))
-        e = e.__cause__ or e.__context__
-    return False
+from livestyle.interrupts import caused_by_ctrl_c
 
 
 def entry() -> None:
@@ -23,7 +15,7 @@ def entry() -> None:
     except KeyboardInterrupt:  # Ctrl-C while Python loads the CLI, or one left pending by it
         code = 130
     except ImportError as e:  # numpy, among others, reports a Ctrl-C during its import so
-        if not _caused_by_ctrl_c(e):
+        if not caused_by_ctrl_c(e):
             raise
         code = 130
     if code == 130:

@@ -141,12 +141,6 @@ def cmd_run(a) -> int:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         stats = run(cfg, log=progress.log, controls=controls, progress=progress)
-    except Exception as e:
-        if signals and _caused_by_interrupt(e):
-            # the Ctrl-C landed inside a library that re-raised it as its own error (pybind11
-            # turns an exception in a module's initialization into ImportError): a stop
-            raise KeyboardInterrupt from None
-        raise
     finally:
         progress.finish()
         for s, handler in previous.items():
@@ -204,17 +198,6 @@ def cmd_build(a) -> int:
     return 0
 
 
-def _caused_by_interrupt(error: BaseException) -> bool:
-    """Whether a KeyboardInterrupt is among the causes and contexts of `error`."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, KeyboardInterrupt):
-            return True
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return False
-
-
 def _on_sigterm(signum, frame):
     raise KeyboardInterrupt  # one clean shutdown path for Ctrl-C and SIGTERM
 
@@ -260,6 +243,7 @@ def _main(argv: list[str] | None) -> int:
     else:
         a = parser.parse_args(argv)
     from livestyle.errors import USER_ERRORS
+    from livestyle.interrupts import caused_by_ctrl_c
 
     try:
         if a.command == "run":
@@ -294,6 +278,8 @@ def _main(argv: list[str] | None) -> int:
         if a.command == "build":
             return cmd_build(a)
     except USER_ERRORS as e:
+        if caused_by_ctrl_c(e):  # a Ctrl-C that a library re-raised as its own error
+            raise KeyboardInterrupt from None
         print(f"livestyle: {e}", file=sys.stderr)
         return 2
     return 1

@@ -10,7 +10,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-MIN_SIDE = 16  # the generators reflect-pad at 1/8 resolution, which needs >= 2 px there
+from livestyle.backends.base import MIN_FRAME_SIDE
+
+MIN_SIDE = MIN_FRAME_SIDE  # the smallest side the generators take
 CPU_FULL_SIZE = 640 * 480  # a CPU runs frames up to VGA at full size (30 fps measured)...
 CPU_PIXELS = 640 * 360  # ...and larger ones at this many pixels: 720p at 0.5, 1080p at 1/3
 

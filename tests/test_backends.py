@@ -54,7 +54,7 @@ def test_tiny_frames_run_on_a_half_resolution_generator(name):
     """The cartoon's trunk runs at half size: under 16 px its 1/8-size maps cannot be padded,
     so such frames run enlarged and come back at their own size."""
     style = REPO / "engines" / "cartoon.onnx"
-    assert backends.min_frame_side(style) == 16
+    assert backends.min_frame_side(backends.read_model(style)) == 16
     rng = np.random.default_rng(0)
     with backends.create(name, style) as b:
         for size in [(1, 1), (3, 40), (15, 15), (9, 200), (16, 16)]:
@@ -64,10 +64,10 @@ def test_tiny_frames_run_on_a_half_resolution_generator(name):
 
 
 def test_min_frame_side_of_models(styles_dir, tmp_path):
-    assert backends.min_frame_side(styles_dir / "rand-a.onnx") == 8  # full-size stem
+    assert backends.min_frame_side(backends.read_model(styles_dir / "rand-a.onnx")) == 8  # full-size stem
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a model")
-    assert backends.min_frame_side(junk) == 1
+    assert backends.min_frame_side(backends.read_model(junk)) == 1
 
 
 @pytest.mark.parametrize("name", ["onnxruntime", "openvino"])

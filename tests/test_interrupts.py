@@ -58,17 +58,22 @@ def test_ctrl_c_during_start_up_prints_one_line_and_exits_130(tmp_path, styles_d
 
 def _run_failing(monkeypatch, tmp_path, styles_dir, signal_first: bool):
     """`livestyle run` whose pipeline fails the way a library that swallows a Ctrl-C does
-    (pybind11 turns an exception in a module's initialization into ImportError from it), or,
-    without the signal, with an ordinary error."""
+    (pybind11 turns an exception in a module's initialization into ImportError from it, and
+    the backend reports that as not installed), or, without the signal, with an ordinary
+    error."""
     import livestyle.pipeline
+    from livestyle.backends.base import BackendUnavailable
 
     def run(cfg, **kw):
         if not signal_first:
             raise ValueError("the model is broken")
         try:
-            os.kill(os.getpid(), signal.SIGINT)  # the CLI's handler raises here
-        except KeyboardInterrupt as e:
-            raise ImportError("initialization failed") from e
+            try:
+                os.kill(os.getpid(), signal.SIGINT)  # the CLI's handler raises here
+            except KeyboardInterrupt as e:
+                raise ImportError("initialization failed") from e
+        except ImportError as e:
+            raise BackendUnavailable("openvino is not installed") from e
 
     monkeypatch.setattr(livestyle.pipeline, "run", run)
     from livestyle.cli import main

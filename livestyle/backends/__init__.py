@@ -7,9 +7,10 @@ openvino) costs nothing until someone picks that backend.
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 
-from livestyle.backends.base import Backend, BackendUnavailable
+from livestyle.backends.base import Backend, BackendUnavailable, SyncBackend
 from livestyle.gpu import cuda_device_count
 
 # name -> (module, class); each class's `name` is its key here
@@ -31,45 +32,49 @@ class NoBackendError(RuntimeError):
     pass
 
 
-def fixed_input_size(model_path: str | Path) -> tuple[int | None, int | None]:
-    """(height, width) of an ONNX model's frame input where they are fixed numbers, None
-    where free (livestyle's generators take any size). (None, None) if it cannot be read:
-    the backend then reports why."""
+def read_model(model_path: str | Path):
+    """The ONNX model's graph and metadata (no external weight data), or None if it cannot
+    be read here: the backend then reports why."""
     try:
         import onnx
 
-        graph = onnx.load(str(model_path), load_external_data=False).graph
+        return onnx.load(str(model_path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - unreadable here means: let the backend say why
+        return None
+
+
+def fixed_input_size(model) -> tuple[int | None, int | None]:
+    """(height, width) of a model's (read_model) frame input where they are fixed numbers,
+    None where free (livestyle's generators take any size) or unknown."""
+    try:
+        graph = model.graph
         weights = {t.name for t in graph.initializer}
         (frame,) = [i for i in graph.input if i.name not in weights]
         dims = frame.type.tensor_type.shape.dim
         h, w = dims[1], dims[2]  # NHWC
-    except Exception:  # noqa: BLE001 - unreadable here means: let the backend say why
+    except Exception:  # noqa: BLE001 - no model, or not a frame model: the backend says why
         return None, None
     return (h.dim_value or None), (w.dim_value or None)
 
 
-def min_frame_side(model_path: str | Path) -> int:
-    """The smallest frame side a livestyle generator runs at: it reflect-pads at 1/4 of its
-    trunk's resolution (1/4 or 1/8 of the frame), which needs 2 px there. 1 (no enlarging)
-    for a model without livestyle's generator metadata: its limits are not ours to guess."""
+def min_frame_side(model) -> int:
+    """The smallest frame side a livestyle generator (read_model) runs at: it reflect-pads
+    at 1/4 of its trunk's resolution (1/4 or 1/8 of the frame), which needs 2 px there. 1
+    (no enlarging) for a model without livestyle's generator metadata: its limits are not
+    ours to guess."""
     try:
-        import json
-
-        import onnx
-
-        meta = {p.key: p.value for p in onnx.load(str(model_path),
-                                                  load_external_data=False).metadata_props}
+        meta = {p.key: p.value for p in model.metadata_props}
         stride = int(json.loads(meta["livestyle.generator"]).get("stem_stride", 1))
     except Exception:  # noqa: BLE001 - not ours, or unreadable: run frames as they come
         return 1
     return 8 * stride
 
 
-def check_any_size(model_path: str | Path) -> None:
+def check_any_size(model, model_path: str | Path) -> None:
     """ValueError for a model whose input height or width is fixed: frames come at any
     size, and backends disagree on such a model (OpenVINO reshapes it, ONNX Runtime fails
     at the first frame of another size), so every backend refuses it alike."""
-    h, w = fixed_input_size(model_path)
+    h, w = fixed_input_size(model)
     if h is not None or w is not None:
         size = f"{w or 'any'}x{h or 'any'} (WxH)"
         raise ValueError(
@@ -84,18 +89,23 @@ def create(name: str, model_path: str | Path, **kwargs) -> Backend:
     Raises BackendUnavailable for a named backend that cannot run here, NoBackendError when
     auto finds none, ValueError for a model the backend cannot load.
     """
-    if name in ("auto", *REGISTRY):
-        check_any_size(model_path)  # the same refusal whichever backend would run it
-    if name == "auto":
-        reasons = []
-        for candidate in AUTO_ORDER:
-            try:
-                return create(candidate, model_path, **kwargs)
-            except BackendUnavailable as e:
-                reasons.append(f"  {candidate}: {e}")
-        raise NoBackendError("no backend can run here:\n" + "\n".join(reasons))
-    if name not in REGISTRY:
+    if name != "auto" and name not in REGISTRY:
         raise ValueError(f"unknown backend {name!r}; choose from auto, {', '.join(REGISTRY)}")
+    model = read_model(model_path)  # read once, for the checks every backend shares
+    check_any_size(model, model_path)  # the same refusal whichever backend would run it
+    min_side = min_frame_side(model)
+    if name != "auto":
+        return _create_one(name, model_path, min_side, kwargs)
+    reasons = []
+    for candidate in AUTO_ORDER:
+        try:
+            return _create_one(candidate, model_path, min_side, kwargs)
+        except BackendUnavailable as e:
+            reasons.append(f"  {candidate}: {e}")
+    raise NoBackendError("no backend can run here:\n" + "\n".join(reasons))
+
+
+def _create_one(name: str, model_path: str | Path, min_side: int, kwargs: dict) -> Backend:
     if name in GPU_BACKENDS:
         count, why = cuda_device_count()
         if not count:  # checked before any GPU library is touched: TensorRT would crash
@@ -106,5 +116,6 @@ def create(name: str, model_path: str | Path, **kwargs) -> Backend:
     except ImportError as e:
         raise BackendUnavailable(f"cannot import {module}: {e}") from None
     backend = backend_cls(model_path, **kwargs)
-    backend.min_side = min_frame_side(model_path)
+    if isinstance(backend, SyncBackend):  # the pipelined TensorRT one fits its own profile
+        backend.min_side = min_side
     return backend

@@ -18,6 +18,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from livestyle.backends import shape_profile
+
 
 # The generators reflect-pad at 1/8 of the frame's size (1/4 for those with a full-size
 # stem), which needs 2 px there: smaller frames are run enlarged to the model's `min_side`,
@@ -76,9 +78,8 @@ class SyncBackend(Backend):
         m = self.min_side
         if min(h, w) >= m:
             return self.run(frame)
-        import cv2  # a tiny frame (a thumbnail, a stripe): enlarge it, and shrink the result
-
-        s = m / min(h, w)
-        big = cv2.resize(frame, (max(m, round(w * s)), max(m, round(h * s))),
-                         interpolation=cv2.INTER_LINEAR)
-        return cv2.resize(self.run(big), (w, h), interpolation=cv2.INTER_AREA)
+        # a tiny frame (a thumbnail, a stripe): run it enlarged, and shrink the result back
+        unbounded = 1 << 30
+        big = shape_profile.run_shape(h, w, {"min": (1, m, m, 3),
+                                             "max": (1, unbounded, unbounded, 3)})
+        return shape_profile.resize(self.run(shape_profile.resize(frame, big)), (h, w))
