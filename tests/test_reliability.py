@@ -191,7 +191,9 @@ def test_live_source_keeps_the_newest_frame_reconnects_then_gives_up(tmp_path):
     src.close()
     assert time.perf_counter() - t < 0.5, "close() should return promptly"
 
-    assert seen == sorted(set(seen)) and seen[0] == 0 and seen[-1] == CLIP_FRAMES - 1
+    # a live source keeps only the newest frame: even frame 0 may be replaced before the first
+    # read (a loaded machine), and then it counts as dropped; the last frame is always kept
+    assert seen == sorted(set(seen)) and seen[-1] == CLIP_FRAMES - 1
     assert len(seen) < CLIP_FRAMES, "a slow reader should have missed frames"
     assert src.dropped == CLIP_FRAMES - len(seen) > 0
     assert any("reconnecting" in m for m in logs), logs

@@ -25,7 +25,7 @@ import torch
 from livestyle.generator import SIZES, Generator, PixelWrapper
 from livestyle.metrics import psnr
 from livestyle.styles import read_style
-from train import ink, loop
+from train import ink, losses, loop
 from train.__main__ import main as train_main
 from train.config import TrainConfig
 from train.export import export_onnx
@@ -356,6 +356,9 @@ def test_cli_needs_exactly_one_of_style_image_and_teacher(content_dir, which):
     (["--teacher", "cartoon", "--size", "huge"], "unknown --size 'huge'; known sizes: fast"),
     (["--teacher", "cartoon", "--content-dir", "EMPTY"], "no images"),
     (["--teacher", "cartoon", "--crop", "30"], "--crop must be a multiple of 4"),
+    (["--style-image", str(STYLE), "--style-weights", "1,2"], "needs one number per style (1)"),
+    (["--style-image", str(STYLE), "--style-weights", "x"], "comma-separated numbers, got 'x'"),
+    (["--style-image", str(STYLE), "--style-weights", "-1"], "must be positive, got '-1'"),
 ])
 def test_cli_bad_settings_are_one_line_errors(content_dir, tmp_path, capsys, flags, message):
     """Caught while building the config, not as a traceback from inside train()."""
@@ -516,6 +519,42 @@ def test_resume_may_extend_the_steps(content_dir, tmp_path):
     longer = make_cfg(content_dir, tmp_path, steps=4)
     train(longer, resume=True, export=False)
     assert load_checkpoint(Path(cfg.run_dir) / "t" / "checkpoint.pt")["step"] == 4
+
+
+def test_resume_may_fine_tune_with_new_loss_weights(content_dir, tmp_path, capsys):
+    """A trained cartoon finished with a squared-error term: the run continues from its
+    weights, says what changed, and logs the new term from the step it resumed at."""
+    cfg = make_cfg(content_dir, tmp_path, name="toon", teacher="cartoon", steps=2,
+                   content_weight=0.0, long_side=256, crop=64)
+    train(cfg, export=False)
+    ckpt_path = Path(cfg.run_dir) / "toon" / "checkpoint.pt"
+    before = load_checkpoint(ckpt_path)
+    # a checkpoint made before l2_weight existed: the setting had its default then
+    del before["config"]["l2_weight"]
+    save_atomic(before, ckpt_path)
+    capsys.readouterr()
+    finish = make_cfg(content_dir, tmp_path, name="toon", teacher="cartoon", steps=4,
+                      content_weight=0.0, long_side=256, crop=64, l2_weight=2.0)
+    train(finish, resume=True, export=False)
+    assert "fine-tuning with l2_weight 2.0 (was 0.0)" in capsys.readouterr().err
+    after = load_checkpoint(ckpt_path)
+    assert after["step"] == 4 and after["config"]["l2_weight"] == 2.0
+    logged = {h["step"]: h for h in after["history"]}
+    assert "l2" not in logged[1] and logged[2]["l2"] > 0 and logged[3]["l2"] > 0
+
+
+def test_style_weights_weigh_each_painting_by_its_multiplier():
+    torch.manual_seed(0)
+    feats = [torch.rand(4, 3, 5, 5), torch.rand(4, 6, 3, 3)]
+    grams = [torch.rand(2, 3, 3), torch.rand(2, 6, 6)]
+    style = torch.tensor([0, 1, 1, 0])
+    per_sample = [losses.style_loss([f[i:i + 1] for f in feats], grams, style[i:i + 1])
+                  for i in range(4)]
+    got = losses.style_loss(feats, grams, style, torch.tensor([1.0, 3.0]))
+    want = sum(p * (3.0 if s else 1.0) for p, s in zip(per_sample, style)) / 4
+    assert torch.allclose(got, want)
+    assert torch.allclose(losses.style_loss(feats, grams, style, torch.ones(2)),
+                          losses.style_loss(feats, grams, style))
 
 
 # -- 10. the generators the styles ship with ------------------------------------------------------

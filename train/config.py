@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 import re
 from pathlib import Path
 
@@ -46,6 +46,9 @@ class TrainConfig:
     seed: int = _opt(0, "seed of every random draw (weights, crops, perturbations)")
     # loss weights (each loss is normalised by its target's energy, so these are comparable)
     style_weight: float = _opt(1.0, "weight of the painting's Gram-matrix loss")
+    style_weights: str = _opt("", "multi-style: a multiplier of --style-weight per painting, "
+                                  "comma-separated in --name order, to strengthen the paintings "
+                                  "that come out weakest (empty: 1 for all)")
     content_weight: float = _opt(0.3, "weight of the content loss (teacher mode: perceptual "
                                       "loss against the teacher; 0 skips the loss network)")
     content_blocks: str = _opt("5", "EfficientNet blocks the content loss compares (3,5 keeps "
@@ -57,6 +60,9 @@ class TrainConfig:
     stability_weight: float = _opt(1.0, "temporal stability: a perturbed copy of the input must "
                                         "give the same output")
     l1_weight: float = _opt(1.0, "teacher mode: pixel L1 against the teacher")
+    l2_weight: float = _opt(0.0, "teacher mode: pixel squared error against the teacher (what "
+                                 "PSNR measures); a fine-tune with it after L1 training (--resume "
+                                 "with more --steps) trades crispness for fidelity")
     edge_weight: float = _opt(2.0, "teacher mode: L1 on image gradients (flat areas, sharp edges)")
     adversarial_weight: float = _opt(0.0, "teacher mode: PatchGAN critic loss; 0 turns it off")
     loss_net: str = _opt("efficientnet-lite0", "loss network: efficientnet-lite0 or a path to "
@@ -79,6 +85,9 @@ class TrainConfig:
         if len(self.names) != max(1, len(self.style_images)):
             raise ValueError(f"{len(self.style_images)} style images need as many comma-separated "
                              f"names, got {len(self.names)}")
+        if self.style_weights and len(self.style_multipliers) != len(self.names):
+            raise ValueError(f"--style-weights needs one number per style ({len(self.names)}), "
+                             f"got {self.style_weights!r}")
         if self.description and len(self.description.split("|")) not in (1, len(self.names)):
             raise ValueError("give one description, or one per name separated by |")
         for name in self.names:
@@ -126,6 +135,20 @@ class TrainConfig:
         return self.style_image.split(",") if self.style_image else []
 
     @property
+    def style_multipliers(self) -> list[float]:
+        """--style-weights as numbers, one per style (ValueError naming a bad one)."""
+        if not self.style_weights:
+            return [1.0] * len(self.names)
+        try:
+            values = [float(v) for v in self.style_weights.split(",")]
+        except ValueError:
+            raise ValueError(f"--style-weights must be comma-separated numbers, got "
+                             f"{self.style_weights!r}") from None
+        if any(not v > 0 for v in values):
+            raise ValueError(f"--style-weights must be positive, got {self.style_weights!r}")
+        return values
+
+    @property
     def names(self) -> list[str]:
         return self.name.split(",")
 
@@ -141,6 +164,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """Every setting that has a default, with it."""
+        return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
 
     @classmethod
     def field_names(cls) -> list[str]:

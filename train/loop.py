@@ -31,9 +31,12 @@ from .teachers import KEEPS_COLOUR, get_teacher
 
 SAMPLE_SIDE = 256
 # settings a resumed run may change: more --steps extends a run (the learning rate follows
-# the new schedule from the step reached); the rest is bookkeeping
+# the new schedule from the step reached); new loss weights fine-tune it (a stronger style for
+# the weakest paintings, a squared-error finish for a teacher); the rest is bookkeeping
+LOSS_WEIGHTS = {"style_weight", "style_weights", "content_weight", "line_weight", "base_weight",
+                "tv_weight", "stability_weight", "l1_weight", "l2_weight", "edge_weight"}
 RESUMABLE = {"steps", "log_every", "sample_every", "checkpoint_every", "threads", "out_dir",
-             "description"}
+             "description"} | LOSS_WEIGHTS
 
 
 class CheckpointError(RuntimeError):
@@ -231,7 +234,10 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
         history: list[dict] = []  # {"step", "loss", <each term>} at every log step (master)
         if resume:
             ckpt = load_checkpoint(ckpt_path)
-            diff = {k for k, v in cfg.to_dict().items() if ckpt["config"].get(k) != v} - RESUMABLE
+            # a setting added after the checkpoint was made had its default then
+            was = TrainConfig.defaults() | ckpt["config"]
+            changed = {k for k, v in cfg.to_dict().items() if was.get(k) != v}
+            diff = changed - RESUMABLE
             if diff:
                 raise CheckpointError(f"{ckpt_path} was made with different settings "
                                       f"({', '.join(sorted(diff))}); resume with the same ones")
@@ -248,10 +254,14 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
             seconds_before = float(ckpt.get("seconds", 0.0))
             if master:
                 print(f"resumed from {ckpt_path} at step {start}", file=sys.stderr)
+                for k in sorted(changed & LOSS_WEIGHTS):
+                    print(f"note: fine-tuning with {k} {getattr(cfg, k)!r} (was {was.get(k)!r})",
+                          file=sys.stderr)
         model = torch.nn.parallel.DistributedDataParallel(generator) if ddp else generator
 
         # -- fixed targets
         style_grams = None  # per loss-net layer: (n_styles, C, C)
+        style_mult = torch.tensor(cfg.style_multipliers, device=device)
         if cfg.style_image:
             with torch.no_grad():
                 per_style = [[losses.gram(f)[0] for f in loss_net(
@@ -308,7 +318,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                     with torch.no_grad():
                         _, x_content = loss_net(x)
                     logs["style"] = cfg.style_weight * losses.style_loss(
-                        y_feats_style, style_grams, style)
+                        y_feats_style, style_grams, style, style_mult)
                     logs["content"] = cfg.content_weight * losses.content_loss(y_feats_content, x_content)
                     logs["tv"] = cfg.tv_weight * losses.tv_loss(y)
                 else:
@@ -318,6 +328,8 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                         logs["base"] = cfg.base_weight * (base - flat).abs().mean() * 10.0
                         logs["lines"] = cfg.line_weight * losses.line_loss(logit, cover)
                     logs["l1"] = cfg.l1_weight * (y - target).abs().mean() * 10.0
+                    if cfg.l2_weight > 0:  # x100: a 0.1 error costs what it does in the L1
+                        logs["l2"] = cfg.l2_weight * (y - target).pow(2).mean() * 100.0
                     logs["edges"] = cfg.edge_weight * losses.gradient_l1(y, target)
                     if cfg.content_weight > 0:
                         with torch.no_grad():

@@ -18,14 +18,18 @@ def relative_mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def style_loss(feats: list[torch.Tensor], target_grams: list[torch.Tensor],
-               style: torch.Tensor | None = None) -> torch.Tensor:
+               style: torch.Tensor | None = None,
+               multipliers: torch.Tensor | None = None) -> torch.Tensor:
     """Gram-matrix loss; `target_grams` holds per layer (n_styles, C, C) and `style` (N,)
     picks each sample's painting (None: style 0 for all). Normalised per sample, so paintings
-    with strong and weak features weigh alike."""
+    with strong and weak features weigh alike; `multipliers` (n_styles,) then weighs each
+    sample by its painting's multiplier."""
     total = 0.0
     for f, g in zip(feats, target_grams):
         t = g[style] if style is not None else g[:1].expand(f.shape[0], -1, -1)
         err = (gram(f) - t).pow(2).mean(dim=(1, 2)) / (t.pow(2).mean(dim=(1, 2)) + 1e-8)
+        if multipliers is not None:
+            err = err * multipliers[style if style is not None else 0]
         total = total + err.mean()
     return total / len(feats)
 
