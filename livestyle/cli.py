@@ -109,8 +109,11 @@ def _parse_size(text: str, flag: str = "--size") -> tuple[int, int]:
 
 def cmd_run(a) -> int:
     from livestyle.config import RunConfig, SourceConfig
+    from livestyle.interrupts import held_while_native_code_loads
     from livestyle.keys import Controls
-    from livestyle.pipeline import run
+
+    with held_while_native_code_loads():  # OpenCV and NumPy
+        from livestyle.pipeline import run
 
     signals: list[int] = []
     controls = Controls()

@@ -1,5 +1,14 @@
-"""Ctrl-C that a library re-raised as its own error. Standard library only: `python -m
-livestyle` asks this while its own imports may be what was interrupted."""
+"""Ctrl-C around native libraries. Standard library only: `python -m livestyle` asks this
+while its own imports may be what was interrupted."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+_HELD = (signal.SIGINT, signal.SIGTERM)
 
 
 def caused_by_ctrl_c(error: BaseException | None) -> bool:
@@ -13,3 +22,35 @@ def caused_by_ctrl_c(error: BaseException | None) -> bool:
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     return False
+
+
+@contextlib.contextmanager
+def held_while_native_code_loads() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block ends, then act as they would have.
+
+    For the import of a native library (OpenCV, NumPy, OpenVINO, ONNX Runtime, torch): a
+    Python handler that raises inside an extension's initialization leaves the library half
+    made, and some then crash in the interpreter's teardown instead of exiting cleanly. Held
+    here, the signal is recorded; at the end of the block the previous handlers are back and
+    each recorded signal is raised again, so it stops the program at a safe point. Only the
+    main thread runs signal handlers: elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in _HELD}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        _raise_again(list(dict.fromkeys(caught)))
+
+
+def _raise_again(signals: list[int]) -> None:
+    """Each signal through its handler, in order, even when an earlier handler raised."""
+    if signals:
+        try:
+            signal.raise_signal(signals[0])
+        finally:
+            _raise_again(signals[1:])

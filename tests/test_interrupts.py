@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.conftest import CLIP, need
 
 
@@ -30,7 +32,8 @@ def test_ctrl_c_during_start_up_prints_one_line_and_exits_130(tmp_path, styles_d
     checked = []
     for delay in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "livestyle", "run", "--source", str(need(CLIP)), "--style",
+            # -X faulthandler: a crash prints where it happened (CI once saw a silent SIGSEGV)
+            [sys.executable, "-X", "faulthandler", "-m", "livestyle", "run", "--source", str(need(CLIP)), "--style",
              str(styles_dir / "rand-a.onnx"), "--backend", "openvino", "-o", str(out),
              "--no-preview"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -40,7 +43,7 @@ def test_ctrl_c_during_start_up_prints_one_line_and_exits_130(tmp_path, styles_d
         stdout, stderr = proc.communicate(timeout=60)
         if out.exists():
             out.unlink()
-        if "<frozen site>" in stderr:
+        if "<frozen site>" in stderr or "<frozen runpy>" in stderr:
             continue  # it landed in the interpreter's own start-up, before livestyle's code
         lines = [ln for ln in (stdout + stderr).splitlines() if ln.strip()]
         # a signal that lands once the run is going ends it like any Ctrl-C: the source line
@@ -91,3 +94,26 @@ def test_ctrl_c_turned_into_another_error_by_a_library_is_still_a_stop(
 def test_an_error_without_ctrl_c_stays_an_error(monkeypatch, tmp_path, styles_dir, capsys):
     assert _run_failing(monkeypatch, tmp_path, styles_dir, signal_first=False) == 2
     assert "the model is broken" in capsys.readouterr().err
+
+
+def test_a_signal_held_while_native_code_loads_acts_when_the_block_ends():
+    """Nothing is raised inside the block (an extension's initialization), the handlers in
+    place before are back after it, and the held signal then acts through them."""
+    from livestyle.interrupts import held_while_native_code_loads
+
+    got: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with held_while_native_code_loads():
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(200):  # bytecodes at which Python would run a handler
+                    time.sleep(0.001)
+                finished = True
+        assert finished and got == [signal.SIGTERM]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        with held_while_native_code_loads():
+            pass  # nothing held: nothing raised
+    finally:
+        signal.signal(signal.SIGTERM, previous)

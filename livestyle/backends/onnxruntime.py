@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from livestyle.backends.base import BackendUnavailable, SyncBackend
+from livestyle.interrupts import held_while_native_code_loads
 
 
 class OnnxRuntimeBackend(SyncBackend):
@@ -15,7 +16,8 @@ class OnnxRuntimeBackend(SyncBackend):
 
     def __init__(self, model_path: str | Path, threads: int = 0):
         try:
-            import onnxruntime as ort
+            with held_while_native_code_loads():
+                import onnxruntime as ort
         except ImportError as e:
             raise BackendUnavailable("onnxruntime is not installed: pip install onnxruntime") from e
         opts = ort.SessionOptions()

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from livestyle.backends.base import BackendUnavailable, SyncBackend
+from livestyle.interrupts import held_while_native_code_loads
 
 _CACHED_SHAPES = 4
 
@@ -52,7 +53,8 @@ class OpenVinoBackend(SyncBackend):
         style (random-weight nets amplify the rounding: the parity tests use "f32")."""
         decline_telemetry()
         try:
-            import openvino as ov
+            with held_while_native_code_loads():
+                import openvino as ov
         except ImportError as e:
             raise BackendUnavailable("openvino is not installed: pip install openvino") from e
         self._core = ov.Core()

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from livestyle.backends.base import BackendUnavailable, SyncBackend
+from livestyle.interrupts import held_while_native_code_loads
 
 
 def load_generator(model_path: str | Path):
@@ -46,7 +47,8 @@ class TorchBackend(SyncBackend):
 
     def __init__(self, model_path: str | Path, threads: int = 0):
         try:
-            import torch
+            with held_while_native_code_loads():
+                import torch
         except ImportError as e:
             raise BackendUnavailable("torch is not installed: pip install -e .[train]") from e
         if threads:
