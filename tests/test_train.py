@@ -356,6 +356,7 @@ def test_cli_needs_exactly_one_of_style_image_and_teacher(content_dir, which):
     (["--teacher", "cartoon", "--size", "huge"], "unknown --size 'huge'; known sizes: fast"),
     (["--teacher", "cartoon", "--content-dir", "EMPTY"], "no images"),
     (["--teacher", "cartoon", "--crop", "30"], "--crop must be a multiple of 4"),
+    (["--teacher", "cartoon", "--init-from", "nope.onnx"], "--init-from: no such model: nope.onnx"),
     (["--style-image", str(STYLE), "--style-weights", "1,2"], "needs one number per style (1)"),
     (["--style-image", str(STYLE), "--style-weights", "x"], "comma-separated numbers, got 'x'"),
     (["--style-image", str(STYLE), "--style-weights", "-1"], "must be positive, got '-1'"),
@@ -510,6 +511,11 @@ def test_models_go_to_the_users_styles_folder_by_default(content_dir, tmp_path, 
     assert (tmp_path / "mine" / "cartoon.onnx").is_file()
     # a bundled style of the same name is left alone, and the user is told theirs wins
     assert "take precedence over the bundled" in err
+    # written anywhere else, it hides nothing: no such note
+    elsewhere = make_cfg(content_dir, tmp_path, name="cartoon", teacher="cartoon", steps=1,
+                         out_dir=str(tmp_path / "elsewhere"), run_dir=str(tmp_path / "r2"))
+    assert train_main(cli_args(elsewhere)) == 0
+    assert "take precedence" not in capsys.readouterr().err
     assert "run it with: livestyle run --style cartoon" in err
 
 
@@ -541,6 +547,38 @@ def test_resume_may_fine_tune_with_new_loss_weights(content_dir, tmp_path, capsy
     assert after["step"] == 4 and after["config"]["l2_weight"] == 2.0
     logged = {h["step"]: h for h in after["history"]}
     assert "l2" not in logged[1] and logged[2]["l2"] > 0 and logged[3]["l2"] > 0
+
+
+def test_a_toon_style_grows_into_toon_dog_without_changing_its_output(tmp_path):
+    """The outline head's extra input (the luminance's difference of Gaussians) starts at
+    zero weight: the grown network draws exactly what the exported style drew."""
+    torch.manual_seed(3)
+    old = Generator(SIZES["toon"]).eval()
+    with torch.no_grad():
+        for p in old.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    path = export_onnx(old, tmp_path / "old.onnx", style="old")
+    new = Generator(SIZES["toon-dog"]).eval()
+    loop.init_from(new, str(path))
+    x = torch.rand(1, 3, 52, 76)
+    with torch.no_grad():
+        assert torch.allclose(old(x), new(x), atol=1e-6)
+        # and the new input is really wired in: a weight on it changes the outlines
+        new.out[0][1].weight[:, -1] += 0.5
+        assert not torch.allclose(old(x), new(x), atol=1e-3)
+    # a network of another layout is refused with a clear error
+    with pytest.raises(CheckpointError, match="not a smaller network of this layout"):
+        loop.init_from(Generator(SIZES["paint"]), str(path))
+
+
+def test_difference_of_gaussians_is_negative_on_the_dark_side_of_an_edge():
+    from livestyle.generator import _DoG
+
+    x = torch.zeros(1, 3, 32, 32)
+    x[..., 16:] = 1.0  # dark left half, bright right half
+    d = _DoG()(x)[0, 0, 10]
+    assert d.shape == (32,) and d[15] < -0.4 and d[16] > 0.4  # the teacher's 2/255 x50
+    assert d[:8].abs().max() < 1e-4 and d[-8:].abs().max() < 1e-4  # flat: nothing
 
 
 def test_style_weights_weigh_each_painting_by_its_multiplier():

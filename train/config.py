@@ -65,6 +65,9 @@ class TrainConfig:
                                  "with more --steps) trades crispness for fidelity")
     edge_weight: float = _opt(2.0, "teacher mode: L1 on image gradients (flat areas, sharp edges)")
     adversarial_weight: float = _opt(0.0, "teacher mode: PatchGAN critic loss; 0 turns it off")
+    init_from: str = _opt("", "start from the weights of an exported style (.onnx, e.g. a "
+                              "bundled one) instead of random ones; a --size that adds to its "
+                              "network starts the additions where they change nothing")
     loss_net: str = _opt("efficientnet-lite0", "loss network: efficientnet-lite0 or a path to "
                                                "a torchvision-layout VGG16/19 .pth")
     # bookkeeping
@@ -85,6 +88,8 @@ class TrainConfig:
         if len(self.names) != max(1, len(self.style_images)):
             raise ValueError(f"{len(self.style_images)} style images need as many comma-separated "
                              f"names, got {len(self.names)}")
+        if self.init_from and not Path(self.init_from).is_file():
+            raise ValueError(f"--init-from: no such model: {self.init_from}")
         if self.style_weights and len(self.style_multipliers) != len(self.names):
             raise ValueError(f"--style-weights needs one number per style ({len(self.names)}), "
                              f"got {self.style_weights!r}")

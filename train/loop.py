@@ -36,7 +36,7 @@ SAMPLE_SIDE = 256
 LOSS_WEIGHTS = {"style_weight", "style_weights", "content_weight", "line_weight", "base_weight",
                 "tv_weight", "stability_weight", "l1_weight", "l2_weight", "edge_weight"}
 RESUMABLE = {"steps", "log_every", "sample_every", "checkpoint_every", "threads", "out_dir",
-             "description"} | LOSS_WEIGHTS
+             "description", "init_from"} | LOSS_WEIGHTS
 
 
 class CheckpointError(RuntimeError):
@@ -66,6 +66,20 @@ def load_checkpoint(path: Path) -> dict:
     if not isinstance(ckpt, dict) or not {"step", "generator", "config"} <= ckpt.keys():
         raise CheckpointError(f"checkpoint {path} is not a livestyle training checkpoint")
     return ckpt
+
+
+def init_from(generator: Generator, model_path: str, log=None) -> None:
+    """`generator` starts from an exported style's weights (CheckpointError if they do not fit)."""
+    from livestyle.backends.torch import generator_weights
+
+    try:
+        _, weights = generator_weights(model_path)
+        grown = generator.load_grown(weights)
+    except ValueError as e:
+        raise CheckpointError(f"--init-from {model_path}: {e}") from None
+    if log:
+        log(f"starting from the weights of {model_path}"
+            + (f"; grown, starting at zero: {', '.join(grown)}" if grown else ""))
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -161,9 +175,12 @@ class Progress:
 def check_outputs(cfg: TrainConfig, resume: bool, overwrite: bool) -> list[str]:
     """Refuse, before any work, what would destroy something: an existing model (unless
     `overwrite`), a --resume with no checkpoint. Returns notes to print."""
-    from livestyle.styles import BUNDLED_DIR
+    from livestyle.styles import BUNDLED_DIR, user_dir
 
     ckpt = Path(cfg.run_dir) / cfg.name / "checkpoint.pt"
+    # `livestyle run --style NAME` looks in the user's folder first: only a model written there
+    # hides the bundled one (another folder is reached by path)
+    found_first = cfg.model_dir.resolve() == user_dir().resolve()
     if resume and not ckpt.is_file():
         raise CheckpointError(f"--resume: no checkpoint at {ckpt}; run without --resume to start "
                               "training, or pass the --run-dir and --name of the run to continue")
@@ -174,7 +191,7 @@ def check_outputs(cfg: TrainConfig, resume: bool, overwrite: bool) -> list[str]:
             raise CheckpointError(f"{target} already exists; pass --overwrite to replace it, or "
                                   "choose another --name")
         bundled = BUNDLED_DIR / f"{name}.onnx"
-        if bundled.exists() and bundled.resolve() != target.resolve():
+        if found_first and bundled.exists() and bundled.resolve() != target.resolve():
             notes.append(f"note: your '{name}' will take precedence over the bundled style of "
                          f"that name ({bundled})")
     return notes
@@ -219,7 +236,11 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
         n_styles = max(1, len(cfg.style_images))
         gen_cfg = dataclasses.replace(SIZES[cfg.generator_size], n_styles=n_styles,
                                       residual=cfg.teacher in KEEPS_COLOUR)
-        generator = Generator(gen_cfg).to(device)
+        generator = Generator(gen_cfg)
+        if cfg.init_from and not resume:
+            init_from(generator, cfg.init_from,
+                      log=(lambda m: print(m, file=sys.stderr)) if master else None)
+        generator = generator.to(device)
         toon = gen_cfg.head == "toon"
         critic = losses.PatchDiscriminator().to(device) if (
             teacher is not None and cfg.adversarial_weight > 0) else None

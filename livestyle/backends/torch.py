@@ -17,21 +17,29 @@ from livestyle.backends.base import BackendUnavailable, SyncBackend
 from livestyle.interrupts import held_while_native_code_loads
 
 
-def load_generator(model_path: str | Path):
-    """The torch Generator whose weights and config an exported style carries."""
+def generator_weights(model_path: str | Path):
+    """(GeneratorConfig, {name: tensor}) that an exported style carries."""
     import onnx
     import torch
     from onnx import numpy_helper
 
-    from livestyle.generator import Generator, GeneratorConfig
+    from livestyle.generator import GeneratorConfig
 
     model = onnx.load(str(model_path))
     meta = {p.key: p.value for p in model.metadata_props}
     if "livestyle.generator" not in meta:
         raise ValueError(f"{model_path} has no livestyle.generator metadata")
-    gen = Generator(GeneratorConfig.from_dict(json.loads(meta["livestyle.generator"])))
     weights = {i.name.removeprefix("generator."): torch.from_numpy(numpy_helper.to_array(i).copy())
                for i in model.graph.initializer if i.name.startswith("generator.")}
+    return GeneratorConfig.from_dict(json.loads(meta["livestyle.generator"])), weights
+
+
+def load_generator(model_path: str | Path):
+    """The torch Generator whose weights and config an exported style carries."""
+    from livestyle.generator import Generator
+
+    cfg, weights = generator_weights(model_path)
+    gen = Generator(cfg)
     missing = set(gen.state_dict()) - set(weights)
     if missing:
         raise ValueError(f"{model_path} lacks weights for {len(missing)} generator tensors "
