@@ -41,8 +41,6 @@ class GeneratorConfig:
     # upsamples (nearest + conv, learned) back to the input's size, keeping fine texture
     norm: bool = True  # instance norm; a colour-keeping student does better without
     head: str = "rgb"  # "rgb", or "toon": base colours + outline coverage, inked in the graph
-    line_dog: bool = False  # toon head: it also sees a difference of Gaussians of the
-    # luminance, the signal the cartoon teacher thresholds into outlines; it learns which to keep
     n_styles: int = 1  # >1: conditional instance norm, one set of scales/shifts per style
 
     def to_dict(self) -> dict:
@@ -68,9 +66,6 @@ SIZES: dict[str, GeneratorConfig] = {
                              stem_stride=2),
     "toon": GeneratorConfig(channels=(16, 32, 64), n_res=2, separable=False, stem_stride=2,
                             residual=True, norm=False, head="toon"),
-    # toon, whose full-resolution head also sees the luminance's difference of Gaussians
-    "toon-dog": GeneratorConfig(channels=(16, 32, 64), n_res=2, separable=False, stem_stride=2,
-                                residual=True, norm=False, head="toon", line_dog=True),
     "johnson": GeneratorConfig(channels=(32, 64, 128), n_res=5, separable=False, stem_kernel=9,
                                skips=False),
 }
@@ -123,30 +118,6 @@ class _Residual(nn.Module):
         return x + self.body(x)
 
 
-class _DoG(nn.Module):
-    """Fixed (no weights): the luminance blurred at sigma 1.0 minus at sigma 1.6, the band the
-    cartoon teacher draws its outlines from; negative on the dark side of an edge. x50, so
-    that the teacher's threshold (2 of 255) is about -0.4."""
-
-    RADIUS = 6
-
-    def __init__(self, sigmas: tuple[float, float] = (1.0, 1.6)):
-        super().__init__()
-        t = torch.arange(-self.RADIUS, self.RADIUS + 1, dtype=torch.float32)
-        k = torch.stack([torch.exp(-t**2 / (2 * s * s)) for s in sigmas])
-        k = k / k.sum(1, keepdim=True)
-        # not in the state dict: they are constants, not learned
-        self.register_buffer("rows", k[:, None, None, :], persistent=False)  # (2, 1, 1, K)
-        self.register_buffer("cols", k[:, None, :, None], persistent=False)  # (2, 1, K, 1)
-
-    def forward(self, x):
-        luma = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
-        r = self.RADIUS
-        blurred = F.conv2d(F.conv2d(F.pad(luma, (r, r, r, r), mode="replicate"), self.rows),
-                           self.cols, groups=2)
-        return (blurred[:, :1] - blurred[:, 1:]) * 50.0
-
-
 class _Up(nn.Module):
     """Nearest-neighbour upsample then conv: avoids the checkerboard of transposed convs."""
 
@@ -185,9 +156,7 @@ class Generator(nn.Module):
             self.out = _conv(c1, n_out, cfg.stem_kernel)
         elif cfg.head == "toon":
             # outlines must sit on the right full-resolution pixel: the head sees the frame
-            self.dog = _DoG() if cfg.line_dog else None
-            self.out = nn.Sequential(_conv(c1 + 3 + cfg.line_dog, 8, 3), act(),
-                                     _conv(8, n_out, 3))
+            self.out = nn.Sequential(_conv(c1 + 3, 8, 3), act(), _conv(8, n_out, 3))
         else:
             self.out = _conv(c1, n_out, 3)
 
@@ -217,7 +186,7 @@ class Generator(nn.Module):
         if self.cfg.stem_stride > 1:
             y = F.interpolate(y, scale_factor=float(self.cfg.stem_stride), mode="nearest")
             if self.cfg.head == "toon":
-                y = torch.cat([y, x, self.dog(x)] if self.cfg.line_dog else [y, x], 1)
+                y = torch.cat([y, x], 1)
         y = self.out(y)[..., :h, :w]
         x = x[..., :h, :w]
         if self.cfg.head != "toon":
@@ -227,30 +196,6 @@ class Generator(nn.Module):
             base = base + x
         out = base * (1.0 - self.INK * torch.sigmoid(logit))
         return (out, base, logit) if parts else out
-
-    def load_grown(self, state: dict[str, torch.Tensor]) -> list[str]:
-        """Load the weights of a smaller network of the same layout, e.g. a "toon" style into
-        "toon-dog": a tensor that grew keeps the old values in its leading slice and zeros
-        elsewhere (a conv's new input channels then change nothing). Returns the names of
-        the tensors that grew; ValueError for one that is missing or cannot be fitted."""
-        grown = []
-        new_state = self.state_dict()
-        for k, mine in new_state.items():
-            if k not in state:
-                raise ValueError(f"the weights lack {k}: not a smaller network of this layout")
-            old = state[k]
-            if old.shape == mine.shape:
-                new_state[k] = old.clone()
-                continue
-            if old.dim() != mine.dim() or any(o > m for o, m in zip(old.shape, mine.shape)):
-                raise ValueError(f"{k} is {tuple(old.shape)} there and {tuple(mine.shape)} here: "
-                                 "not a smaller network of this layout")
-            fitted = torch.zeros_like(mine)
-            fitted[tuple(slice(0, n) for n in old.shape)] = old
-            new_state[k] = fitted
-            grown.append(k)
-        self.load_state_dict(new_state)
-        return grown
 
     def single_style(self, i: int) -> "Generator":
         """Style `i` of a multi-style network as an ordinary single-style one (for export)."""
@@ -283,9 +228,7 @@ def macs_per_pixel(cfg: GeneratorConfig) -> int:
     if cfg.stem_stride == 1:
         total += conv(c1, n_out, k, 1, False)
     elif cfg.head == "toon":
-        total += conv(c1 + 3 + cfg.line_dog, 8, 3, 1, False) + conv(8, n_out, 3, 1, False)
-        if cfg.line_dog:  # two separable blurs of the luminance
-            total += 3 + 4 * (2 * _DoG.RADIUS + 1)
+        total += conv(c1 + 3, 8, 3, 1, False) + conv(8, n_out, 3, 1, False)
     else:
         total += conv(c1, n_out, 3, 1, False)
     return int(round(total))

@@ -66,8 +66,8 @@ class TrainConfig:
     edge_weight: float = _opt(2.0, "teacher mode: L1 on image gradients (flat areas, sharp edges)")
     adversarial_weight: float = _opt(0.0, "teacher mode: PatchGAN critic loss; 0 turns it off")
     init_from: str = _opt("", "start from the weights of an exported style (.onnx, e.g. a "
-                              "bundled one) instead of random ones; a --size that adds to its "
-                              "network starts the additions where they change nothing")
+                              "bundled one, with the --size it was made with) instead of "
+                              "random ones")
     loss_net: str = _opt("efficientnet-lite0", "loss network: efficientnet-lite0 or a path to "
                                                "a torchvision-layout VGG16/19 .pth")
     # bookkeeping

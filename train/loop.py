@@ -69,17 +69,20 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def init_from(generator: Generator, model_path: str, log=None) -> None:
-    """`generator` starts from an exported style's weights (CheckpointError if they do not fit)."""
+    """`generator` starts from an exported style's weights (CheckpointError if its network is
+    another one)."""
     from livestyle.backends.torch import generator_weights
 
     try:
-        _, weights = generator_weights(model_path)
-        grown = generator.load_grown(weights)
-    except ValueError as e:
-        raise CheckpointError(f"--init-from {model_path}: {e}") from None
+        theirs, weights = generator_weights(model_path)
+    except Exception as e:  # noqa: BLE001 - onnx raises its own types for a damaged file
+        raise CheckpointError(f"--init-from {model_path}: not a livestyle style ({e})") from None
+    if theirs != generator.cfg:
+        raise CheckpointError(f"--init-from {model_path}: its network ({theirs}) is not the one "
+                              f"this run trains ({generator.cfg}); pass the --size it was made with")
+    generator.load_state_dict(weights)
     if log:
-        log(f"starting from the weights of {model_path}"
-            + (f"; grown, starting at zero: {', '.join(grown)}" if grown else ""))
+        log(f"starting from the weights of {model_path}")
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
