@@ -31,11 +31,13 @@ def test_ctrl_c_during_start_up_prints_one_line_and_exits_130(tmp_path, styles_d
     out = tmp_path / "out.mp4"
     checked = []
     for delay in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2):
+        # -X faulthandler: a crash prints where it happened (CI once saw a silent SIGSEGV);
+        # --loop: the run never ends by itself (on a fast machine the clip alone is over
+        # before the longest delay)
         proc = subprocess.Popen(
-            # -X faulthandler: a crash prints where it happened (CI once saw a silent SIGSEGV)
-            [sys.executable, "-X", "faulthandler", "-m", "livestyle", "run", "--source", str(need(CLIP)), "--style",
-             str(styles_dir / "rand-a.onnx"), "--backend", "openvino", "-o", str(out),
-             "--no-preview"],
+            [sys.executable, "-X", "faulthandler", "-m", "livestyle", "run", "--source",
+             str(need(CLIP)), "--style", str(styles_dir / "rand-a.onnx"), "--backend", "openvino",
+             "-o", str(out), "--no-preview", "--loop"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "DISPLAY": ""})
         time.sleep(base + delay)
