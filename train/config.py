@@ -61,8 +61,7 @@ class TrainConfig:
                                         "give the same output")
     l1_weight: float = _opt(1.0, "teacher mode: pixel L1 against the teacher")
     l2_weight: float = _opt(0.0, "teacher mode: pixel squared error against the teacher (what "
-                                 "PSNR measures); a fine-tune with it after L1 training (--resume "
-                                 "with more --steps) trades crispness for fidelity")
+                                 "PSNR measures)")
     edge_weight: float = _opt(2.0, "teacher mode: L1 on image gradients (flat areas, sharp edges)")
     adversarial_weight: float = _opt(0.0, "teacher mode: PatchGAN critic loss; 0 turns it off")
     init_from: str = _opt("", "start from the weights of an exported style (.onnx, e.g. a "
