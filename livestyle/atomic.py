@@ -11,8 +11,8 @@ a file the user keeps.
 - `OutputClaim(target)`: an exclusive claim on an output path for the length of a run, so
   two runs on one output cannot both write it (an advisory lock on a small file beside it,
   released by the kernel if the process is killed).
-- `deferred_interrupts()`: Ctrl-C / SIGTERM held back while a file is being finalized, then
-  delivered, so an interrupt never lands between "encoder closed" and "file renamed".
+- Finalizing a file runs under `livestyle.interrupts.deferred_interrupts()`, so an interrupt
+  never lands between "encoder closed" and "file renamed".
 
 Temporary files carry the target's name and the writer's process id
 (`talk-cartoon.livestyle-partial-4242.mp4`): one left by a killed process is recognisable at
@@ -25,10 +25,7 @@ import contextlib
 import errno
 import os
 import re
-import signal
 import tempfile
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 PARTIAL_TAG = ".livestyle-partial-"
@@ -175,26 +172,3 @@ def _lock(fd: int) -> None:
         msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
         return
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-
-@contextlib.contextmanager
-def deferred_interrupts() -> Iterator[None]:
-    """SIGINT and SIGTERM arriving inside the block are delivered when it ends (to the
-    handlers that were installed before). Outside the main thread, a no-op."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    got: list[int] = []
-    sigs = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
-    previous = {s: signal.signal(s, lambda signum, frame: got.append(signum)) for s in sigs}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        for s in got[:1]:  # one is enough: each handler stops the run
-            handler = previous[s]
-            if callable(handler):
-                handler(s, None)
-            elif handler == signal.SIG_DFL:
-                os.kill(os.getpid(), s)

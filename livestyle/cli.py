@@ -109,10 +109,10 @@ def _parse_size(text: str, flag: str = "--size") -> tuple[int, int]:
 
 def cmd_run(a) -> int:
     from livestyle.config import RunConfig, SourceConfig
-    from livestyle.interrupts import held_while_native_code_loads
+    from livestyle.interrupts import deferred_interrupts
     from livestyle.keys import Controls
 
-    with held_while_native_code_loads():  # OpenCV and NumPy
+    with deferred_interrupts():  # OpenCV and NumPy
         from livestyle.pipeline import run
 
     signals: list[int] = []

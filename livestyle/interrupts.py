@@ -25,15 +25,16 @@ def caused_by_ctrl_c(error: BaseException | None) -> bool:
 
 
 @contextlib.contextmanager
-def held_while_native_code_loads() -> Iterator[None]:
+def deferred_interrupts() -> Iterator[None]:
     """Ctrl-C and SIGTERM wait until the block ends, then act as they would have.
 
-    For the import of a native library (OpenCV, NumPy, OpenVINO, ONNX Runtime, torch): a
-    Python handler that raises inside an extension's initialization leaves the library half
-    made, and some then crash in the interpreter's teardown instead of exiting cleanly. Held
-    here, the signal is recorded; at the end of the block the previous handlers are back and
-    each recorded signal is raised again, so it stops the program at a safe point. Only the
-    main thread runs signal handlers: elsewhere this does nothing."""
+    For what must not be cut in half: finalizing an output (between "encoder closed" and
+    "file renamed"), and importing a native library (OpenCV, NumPy, OpenVINO, ONNX Runtime,
+    torch), where a Python handler raising inside an extension's initialization leaves the
+    library half made, and some then crash in the interpreter's teardown. Held here, the
+    signal is recorded; at the end of the block the previous handlers are back and each
+    recorded signal is raised again through them, at a safe point. Only the main thread runs
+    signal handlers: elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

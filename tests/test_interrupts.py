@@ -98,16 +98,16 @@ def test_an_error_without_ctrl_c_stays_an_error(monkeypatch, tmp_path, styles_di
     assert "the model is broken" in capsys.readouterr().err
 
 
-def test_a_signal_held_while_native_code_loads_acts_when_the_block_ends():
+def test_a_signal_deferred_interrupts_acts_when_the_block_ends():
     """Nothing is raised inside the block (an extension's initialization), the handlers in
     place before are back after it, and the held signal then acts through them."""
-    from livestyle.interrupts import held_while_native_code_loads
+    from livestyle.interrupts import deferred_interrupts
 
     got: list[int] = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
     try:
         with pytest.raises(KeyboardInterrupt):
-            with held_while_native_code_loads():
+            with deferred_interrupts():
                 os.kill(os.getpid(), signal.SIGINT)
                 os.kill(os.getpid(), signal.SIGTERM)
                 for _ in range(200):  # bytecodes at which Python would run a handler
@@ -115,7 +115,7 @@ def test_a_signal_held_while_native_code_loads_acts_when_the_block_ends():
                 finished = True
         assert finished and got == [signal.SIGTERM]
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        with held_while_native_code_loads():
+        with deferred_interrupts():
             pass  # nothing held: nothing raised
     finally:
         signal.signal(signal.SIGTERM, previous)

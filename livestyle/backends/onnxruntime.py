@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from livestyle.backends.base import BackendUnavailable, SyncBackend
-from livestyle.interrupts import held_while_native_code_loads
+from livestyle.interrupts import deferred_interrupts
 
 
 class OnnxRuntimeBackend(SyncBackend):
@@ -16,7 +16,7 @@ class OnnxRuntimeBackend(SyncBackend):
 
     def __init__(self, model_path: str | Path, threads: int = 0):
         try:
-            with held_while_native_code_loads():
+            with deferred_interrupts():
                 import onnxruntime as ort
         except ImportError as e:
             raise BackendUnavailable("onnxruntime is not installed: pip install onnxruntime") from e

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from livestyle.backends.base import BackendUnavailable, SyncBackend
-from livestyle.interrupts import held_while_native_code_loads
+from livestyle.interrupts import deferred_interrupts
 
 _CACHED_SHAPES = 4
 
@@ -53,7 +53,7 @@ class OpenVinoBackend(SyncBackend):
         style (random-weight nets amplify the rounding: the parity tests use "f32")."""
         decline_telemetry()
         try:
-            with held_while_native_code_loads():
+            with deferred_interrupts():
                 import openvino as ov
         except ImportError as e:
             raise BackendUnavailable("openvino is not installed: pip install openvino") from e

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from livestyle.backends.base import BackendUnavailable, SyncBackend
-from livestyle.interrupts import held_while_native_code_loads
+from livestyle.interrupts import deferred_interrupts
 
 
 def generator_weights(model_path: str | Path):
@@ -55,7 +55,7 @@ class TorchBackend(SyncBackend):
 
     def __init__(self, model_path: str | Path, threads: int = 0):
         try:
-            with held_while_native_code_loads():
+            with deferred_interrupts():
                 import torch
         except ImportError as e:
             raise BackendUnavailable("torch is not installed: pip install -e .[train]") from e

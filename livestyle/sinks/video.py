@@ -26,9 +26,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livestyle.atomic import (deferred_interrupts, fsync_file,
-                              partial_path, publish, stale_partials)
+from livestyle.atomic import fsync_file, partial_path, publish, stale_partials
 from livestyle.encoders import Encoder, EncoderUnavailable, open_encoder
+from livestyle.interrupts import deferred_interrupts
 from livestyle.sinks.base import Sink, SinkError, claim_output
 
 LOW_SPACE = 1 << 20  # below this many free bytes a failed file is put down to a full disk
