@@ -75,7 +75,7 @@ def main() -> int:
         if t.get("resumed_from_step") and t["resumed_from_step"] == t.get("steps_done"):
             wall = "see below"  # exported from a checkpoint made before times were recorded
         elif t.get("resumed_from_step"):
-            wall += f" (after resuming at step {t['resumed_from_step']})"
+            wall += f" (last resumed at step {t['resumed_from_step']})"
         how = command(t) if len(images) == 1 else (
             f"`bash train/make_styles.sh paintings`: one network with conditional instance norm "
             f"for {len(images)} paintings, this is style {t.get('style_index', 0)}")
@@ -83,9 +83,11 @@ def main() -> int:
                     f"{s.macs_per_pixel} | {path.stat().st_size / 1024:.0f} KB | {prov} |")
     rows += ["", "Wall times are on a shared 2-core AMD EPYC (no GPU), often with other jobs running, "
              "and count every stretch of a resumed run (older models: only the last one).",
-             "", "\"see below\": exported from a finished checkpoint. The eight paintings "
-             "trained for about 1 h 45 min on 2026-11-25 (one thread, the other core busy with "
-             "the cartoon; about 1.5-2.2 steps a second). The cartoon trained for about 1 h 30 min "
+             "", "The paintings' time counts from step 12,000: their first 12,000 steps, on "
+             "2026-11-25 before checkpoints recorded time, took about 1 h 45 min more (one "
+             "thread, the other core busy with the cartoon; about 1.5-2.2 steps a second).",
+             "", "\"see below\": exported from a finished checkpoint. The cartoon trained for "
+             "about 1 h 30 min "
              "to step 6,403 on 2026-11-25 and 86 min (5,130 s, recorded in its checkpoint) from "
              "there to step 11,500 on 2026-11-26 (one thread, about 1 step a second, plus a "
              "4-minute teacher pass over the photos at each of its four starts); its ink was then "
