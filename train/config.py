@@ -135,6 +135,14 @@ class TrainConfig:
         return Path(self.out_dir) if self.out_dir else user_dir()
 
     @property
+    def found_by_name(self) -> bool:
+        """Whether `livestyle run --style NAME` finds the exported models by name: only in the
+        user's styles folder, which it searches before the bundled styles (elsewhere: by path)."""
+        from livestyle.styles import user_dir
+
+        return self.model_dir.resolve() == user_dir().resolve()
+
+    @property
     def style_images(self) -> list[str]:
         return self.style_image.split(",") if self.style_image else []
 

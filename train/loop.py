@@ -178,12 +178,9 @@ class Progress:
 def check_outputs(cfg: TrainConfig, resume: bool, overwrite: bool) -> list[str]:
     """Refuse, before any work, what would destroy something: an existing model (unless
     `overwrite`), a --resume with no checkpoint. Returns notes to print."""
-    from livestyle.styles import BUNDLED_DIR, user_dir
+    from livestyle.styles import BUNDLED_DIR
 
     ckpt = Path(cfg.run_dir) / cfg.name / "checkpoint.pt"
-    # `livestyle run --style NAME` looks in the user's folder first: only a model written there
-    # hides the bundled one (another folder is reached by path)
-    found_first = cfg.model_dir.resolve() == user_dir().resolve()
     if resume and not ckpt.is_file():
         raise CheckpointError(f"--resume: no checkpoint at {ckpt}; run without --resume to start "
                               "training, or pass the --run-dir and --name of the run to continue")
@@ -194,7 +191,7 @@ def check_outputs(cfg: TrainConfig, resume: bool, overwrite: bool) -> list[str]:
             raise CheckpointError(f"{target} already exists; pass --overwrite to replace it, or "
                                   "choose another --name")
         bundled = BUNDLED_DIR / f"{name}.onnx"
-        if found_first and bundled.exists() and bundled.resolve() != target.resolve():
+        if cfg.found_by_name and bundled.exists() and bundled.resolve() != target.resolve():
             notes.append(f"note: your '{name}' will take precedence over the bundled style of "
                          f"that name ({bundled})")
     return notes
@@ -416,11 +413,9 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                     one, cfg.model_dir / f"{name}.onnx", style=name,
                     description=descriptions[k % len(descriptions)],
                     training=meta_training | {"style_index": k}, check_images=checks))
-                from livestyle.styles import user_dir
-
-                found = cfg.model_dir.resolve() == user_dir().resolve()
                 print(f"wrote {outs[-1]}; run it with: livestyle run --style "
-                      f"{name if found else shlex.quote(str(outs[-1]))}", file=sys.stderr)
+                      f"{name if cfg.found_by_name else shlex.quote(str(outs[-1]))}",
+                      file=sys.stderr)
             return outs[0]
         return None
     finally:
