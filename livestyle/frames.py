@@ -10,9 +10,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from livestyle.backends.base import MIN_FRAME_SIDE
-
-MIN_SIDE = MIN_FRAME_SIDE  # the smallest side the generators take
+# The smallest frame side every backend runs a frame at: the generators reflect-pad at 1/8 of
+# the frame's size (1/4 for those with a full-size stem), which needs 2 px there. A smaller
+# frame is run enlarged to it and the result shrunk back (backends.base.SyncBackend, and
+# the TensorRT profile's minimum).
+MIN_SIDE = 16
 CPU_FULL_SIZE = 640 * 480  # a CPU runs frames up to VGA at full size (30 fps measured)...
 CPU_PIXELS = 640 * 360  # ...and larger ones at this many pixels: 720p at 0.5, 1080p at 1/3
 

@@ -18,13 +18,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from livestyle.backends import shape_profile
-
-
-# The generators reflect-pad at 1/8 of the frame's size (1/4 for those with a full-size
-# stem), which needs 2 px there: smaller frames are run enlarged to the model's `min_side`,
-# and the result shrunk back.
-MIN_FRAME_SIDE = 16
+from livestyle.frames import MIN_SIDE, resize_to
 
 
 class BackendUnavailable(RuntimeError):
@@ -63,10 +57,11 @@ class Backend(ABC):
 
 class SyncBackend(Backend):
     """A backend whose `infer` returns its own frame's result (delay 0): subclasses write
-    `run(frame)`, and frames smaller than the generators can take are handled here.
-    `min_side` is set per model by backends.create (min_frame_side)."""
+    `run(frame)`, and frames smaller than the generator can take are handled here.
+    `min_side` is set per model by backends.create (min_frame_side): frames.MIN_SIDE covers
+    every generator, a model with a full-size stem takes down to half of it."""
 
-    min_side: int = MIN_FRAME_SIDE
+    min_side: int = MIN_SIDE
 
     @abstractmethod
     def run(self, frame: np.ndarray) -> np.ndarray:
@@ -78,8 +73,8 @@ class SyncBackend(Backend):
         m = self.min_side
         if min(h, w) >= m:
             return self.run(frame)
-        # a tiny frame (a thumbnail, a stripe): run it enlarged, and shrink the result back
-        unbounded = 1 << 30
-        big = shape_profile.run_shape(h, w, {"min": (1, m, m, 3),
-                                             "max": (1, unbounded, unbounded, 3)})
-        return shape_profile.resize(self.run(shape_profile.resize(frame, big)), (h, w))
+        # a tiny frame (a thumbnail, a stripe): run it enlarged, aspect kept, and shrink the
+        # result back
+        s = m / min(h, w)
+        big = (max(m, round(w * s)), max(m, round(h * s)))
+        return resize_to(self.run(resize_to(frame, big)), (w, h))

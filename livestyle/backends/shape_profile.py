@@ -47,15 +47,6 @@ def run_shape(height: int, width: int, profile: Mapping) -> Size:
     return h, w
 
 
-def resize(image: np.ndarray, size: Size) -> np.ndarray:
-    """`image` at `size` (h, w): area averaging to shrink, bilinear to enlarge."""
-    import cv2
-
-    h, w = size
-    shrink = h * w < image.shape[0] * image.shape[1]
-    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
 class ProfileFit:
     """Wraps a scheduler (submit/flush/drain/next_id, results late as (id, image)) so
     that frames of any size go in and each result comes back at its own frame's size.
@@ -78,7 +69,7 @@ class ProfileFit:
         run = run_shape(*size, self._profile)
         frame_id = self._scheduler.next_id
         try:
-            done = self._scheduler.submit(frame if run == size else resize(frame, run))
+            done = self._scheduler.submit(frame if run == size else _resize(frame, run))
         finally:
             if self._scheduler.next_id > frame_id:  # taken, even if collecting another failed
                 self._sizes[frame_id] = size
@@ -94,4 +85,10 @@ class ProfileFit:
     def _restore(self, done: tuple[int, np.ndarray]) -> tuple[int, np.ndarray]:
         frame_id, result = done
         size = self._sizes.pop(frame_id)
-        return frame_id, (result if result.shape[:2] == size else resize(result, size))
+        return frame_id, (result if result.shape[:2] == size else _resize(result, size))
+
+
+def _resize(image: np.ndarray, size: Size) -> np.ndarray:
+    from livestyle.frames import resize_to  # imports OpenCV, which nothing above needs
+
+    return resize_to(image, (size[1], size[0]))

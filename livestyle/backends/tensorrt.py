@@ -43,15 +43,16 @@ from pathlib import Path
 import numpy as np
 
 from livestyle.backends import cuda_buffers, engine_cache, fp16_graph, shape_profile
-from livestyle.backends.base import MIN_FRAME_SIDE, Backend, BackendUnavailable
+from livestyle.backends.base import Backend, BackendUnavailable
 from livestyle.backends.slots import SlotScheduler
 from livestyle.gpu import cuda_device_count
+from livestyle.frames import MIN_SIDE
 from livestyle.metrics import psnr
 
 INPUT, OUTPUT = "frame", "styled"  # tensor names fixed by train/export.py
 # NHWC uint8 shapes, batch 1; "opt" is what TensorRT tunes kernels for (720p landscape).
-# The smallest side is the one the generators take (backends/base.py MIN_FRAME_SIDE).
-PROFILE = {"min": (1, MIN_FRAME_SIDE, MIN_FRAME_SIDE, 3), "opt": (1, 720, 1280, 3),
+# The smallest side is the one every backend runs frames at (frames.MIN_SIDE).
+PROFILE = {"min": (1, MIN_SIDE, MIN_SIDE, 3), "opt": (1, 720, 1280, 3),
            "max": (1, 1920, 1920, 3)}
 N_SLOTS = 2
 # Bump when the build below changes in a way that makes old cached plans wrong or stale
