@@ -50,32 +50,17 @@ def _vcam() -> tuple[bool, str]:
         return False, f"{e}\n     fix: {setup_help()}"
 
 
-def _gpu_packages() -> list[tuple[bool, str]]:
-    """TensorRT and pycuda, asked only where there is a CUDA device: each one missing comes
-    with its fix. pycuda has no wheels, so its fix is the CUDA toolkit, then pip."""
-    from livestyle.backends import cuda_buffers
+def _gpu_packages() -> tuple[bool, str]:
+    """TensorRT and pycuda, asked only where there is a CUDA device, through the TensorRT
+    backend's own check: everything missing, each with its fix (pycuda has no wheels, so its
+    fix is the CUDA toolkit, then pip)."""
+    from livestyle.backends.tensorrt import require_tensorrt
 
-    lines = []
     try:
-        import tensorrt
-    except ImportError as e:
-        lines.append((False, f"tensorrt: not installed ({e}); pip install 'tensorrt>=10' "
-                             "for the TensorRT backend (torch-cuda runs without it)"))
-    else:
-        lines.append((True, f"tensorrt {getattr(tensorrt, '__version__', '?')}"))
-    try:
-        cuda_buffers.require()
+        trt = require_tensorrt()
     except BackendUnavailable as e:
-        lines.append((False, f"pycuda (the TensorRT backend's GPU memory): {e}"))
-    else:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            found = version("pycuda")
-        except PackageNotFoundError:
-            found = "?"
-        lines.append((True, f"pycuda {found}"))
-    return lines
+        return False, f"TensorRT backend packages: {e}"
+    return True, f"TensorRT backend packages: tensorrt {trt.__version__} and pycuda"
 
 
 def main() -> int:
@@ -96,7 +81,7 @@ def main() -> int:
     lines.append((count > 0, f"NVIDIA GPU: {count} CUDA device(s)" if count else
                   f"NVIDIA GPU: {why} (the CPU backends are used)"))
     if count:
-        lines.extend(_gpu_packages())
+        lines.append(_gpu_packages())
 
     entries = catalogue(read_all=True)
     used = [e for e in entries if e.used]

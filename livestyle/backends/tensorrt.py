@@ -87,7 +87,8 @@ def require_tensorrt():
     try:
         import tensorrt as trt
     except ImportError as e:
-        problems.append(f"tensorrt is not installed ({e}); {cuda_buffers.INSTALL_HINT}")
+        problems.append(f"tensorrt is not installed ({e}): pip install 'tensorrt>=10', or "
+                        f"{cuda_buffers.INSTALL_HINT}")
     else:
         version = getattr(trt, "__version__", "0")
         if int(version.split(".")[0]) < 10:
