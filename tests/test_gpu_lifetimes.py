@@ -26,7 +26,6 @@ def gpu(monkeypatch) -> FakeDriver:
     driver = FakeDriver()
     monkeypatch.setattr(cuda_buffers, "_driver", lambda: driver)
     monkeypatch.setattr(cuda_buffers, "_primary", {})
-    monkeypatch.setattr(cuda_buffers, "_atexit_registered", False)
     driver.atexit = []
     monkeypatch.setattr(cuda_buffers, "atexit", types.SimpleNamespace(register=driver.atexit.append))
     monkeypatch.setattr(trt_backend, "_logger", None)

@@ -81,7 +81,6 @@ def device_identity(ordinal: int = 0) -> tuple[str, str]:
 
 _primary: dict[int, object] = {}  # device ordinal -> pycuda context, retained once
 _primary_lock = threading.Lock()
-_atexit_registered = False
 
 
 def primary_context(ordinal: int = 0):
@@ -91,15 +90,13 @@ def primary_context(ordinal: int = 0):
     ignores detach() on another thread than the retaining one, so a per-backend retain made
     on a loader thread and dropped on the main thread would never be released.
     """
-    global _atexit_registered
     with _primary_lock:
         ctx = _primary.get(ordinal)
         if ctx is None:
             ctx = _driver().Device(ordinal).retain_primary_context()  # not made current
-            _primary[ordinal] = ctx
-            if not _atexit_registered:
+            if not _primary:  # the first one held: released at exit with any others
                 atexit.register(release_primary_contexts)
-                _atexit_registered = True
+            _primary[ordinal] = ctx
         return ctx
 
 
@@ -132,7 +129,6 @@ class CudaContext:
 
     def __init__(self, ordinal: int = 0):
         self._cuda = _driver()
-        self.ordinal = ordinal
         self._ctx = primary_context(ordinal)
 
     @contextmanager

@@ -79,10 +79,11 @@ def _follows_node_type(node, schema, i: int, inputs: bool) -> bool:
     return allowed is not None and "tensor(float16)" in allowed
 
 
-def precision_of_nodes(model) -> list[str]:
+def precision_of_nodes(model, types: dict | None = None) -> list[str]:
     """For each node of `model` (an onnx.ModelProto), "fp16", "fp32" or "-" (touches no
-    float tensor), as `to_fp16` will convert it. Exposed for tests and diagnostics."""
-    types = _tensor_types(model)
+    float tensor), as `to_fp16` will convert it. Exposed for tests and diagnostics; `types`
+    is the model's _tensor_types when the caller has it already."""
+    types = _tensor_types(model) if types is None else types
     out = []
     for node in model.graph.node:
         floats = [n for n in (*node.input, *node.output) if n and types.get(n) == FLOAT]
@@ -110,7 +111,7 @@ def to_fp16(model_bytes: bytes) -> bytes:
     graph = model.graph
     opset = {o.domain: o.version for o in model.opset_import}
     types = _tensor_types(model)
-    plan = precision_of_nodes(model)
+    plan = precision_of_nodes(model, types)
     for v in (*graph.input, *graph.output):
         if v.type.tensor_type.elem_type == FLOAT:
             raise ValueError(f"graph input/output {v.name!r} is float32; to_fp16 keeps graph "

@@ -225,7 +225,8 @@ def _build_plan(trt, model_bytes: bytes, fp16: bool, log: Log) -> tuple[bytes, s
     flags = 0
     if typing == "strong" and hasattr(trt, "NetworkDefinitionCreationFlag") and hasattr(
             trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
-        # required on 10.x to opt in; on 11 accepted and ignored (always strongly typed)
+        # TensorRT 11 networks are strongly typed anyway; the flag, where its enum still has
+        # it, says so explicitly
         flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     builder = trt.Builder(logger)
     network = builder.create_network(flags)  # explicit batch is always on from TensorRT 10

@@ -17,6 +17,16 @@ from livestyle.backends.base import BackendUnavailable, SyncBackend
 from livestyle.interrupts import deferred_interrupts
 
 
+def import_torch():
+    """torch, imported with Ctrl-C held (a native library); BackendUnavailable if missing."""
+    try:
+        with deferred_interrupts():
+            import torch
+    except ImportError as e:
+        raise BackendUnavailable("torch is not installed: pip install -e .[train]") from e
+    return torch
+
+
 def generator_weights(model_path: str | Path):
     """(GeneratorConfig, {name: tensor}) that an exported style carries."""
     import onnx
@@ -54,11 +64,7 @@ class TorchBackend(SyncBackend):
     name = "torch"
 
     def __init__(self, model_path: str | Path, threads: int = 0):
-        try:
-            with deferred_interrupts():
-                import torch
-        except ImportError as e:
-            raise BackendUnavailable("torch is not installed: pip install -e .[train]") from e
+        torch = import_torch()
         if threads:
             torch.set_num_threads(threads)
         from livestyle.generator import PixelWrapper

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from livestyle.backends.base import BackendUnavailable, SyncBackend
-from livestyle.backends.torch import load_generator
+from livestyle.backends.torch import import_torch, load_generator
 
 
 class TorchCudaBackend(SyncBackend):
@@ -23,10 +23,7 @@ class TorchCudaBackend(SyncBackend):
     def __init__(self, model_path: str | Path, device: str = "cuda", threads: int = 0,
                  fp16: bool = True):
         """`threads` is accepted like every backend's and unused: the GPU does the work."""
-        try:
-            import torch
-        except ImportError as e:
-            raise BackendUnavailable("torch is not installed: pip install -e .[train]") from e
+        torch = import_torch()
         if not torch.cuda.is_available():
             raise BackendUnavailable("torch sees no CUDA device (a CPU-only torch build, or no "
                                      "GPU); use --backend auto for the CPU")
