@@ -318,7 +318,6 @@ def bench_end_to_end(style: Style, backend: str, size: tuple[int, int], scale: f
         stop.cancel()
         offered = len(captured) - offered_before
     return {
-        "backend": stats.backend,
         "fps": round(stats.fps, 2), "frames": stats.frames, "offered": offered,
         "dropped": stats.dropped, "unreadable_stamps": sink.unreadable,
         "latency": percentiles(sink.latency_ms) if sink.latency_ms else None,
@@ -462,7 +461,7 @@ def run_bench(backend_names: list[str], resolutions: list[str], frames: int, war
                     "of_peak": round(gflops / report["peak_gflops"], 3)})
                 bar.step(f"end to end {actual} {res}")
                 e2e = bench_end_to_end(style_, actual, size, scale, seconds)
-                report["end_to_end"].append({"backend": e2e.pop("backend"),
+                report["end_to_end"].append({"backend": actual,
                                              "resolution": res, "generator": label,
                                              **style_fields(style_),
                                              "scale": round(scale, 3), **e2e})
@@ -555,8 +554,7 @@ def main(argv: list[str] | None = None) -> int:
         names = a.backends.split(",")
     report = run_bench(names, resolutions, a.frames, a.warmup, a.seconds, a.reference, a.style)
     print(summary(report))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, json.dumps(report, indent=2))
+    write_atomic(out, json.dumps(report, indent=2))  # output_path made its folder
     plot(report, out.with_suffix(".png"))
     print(f"\nwrote {out} and {out.with_suffix('.png')}")
     if old is not None:

@@ -110,9 +110,9 @@ def _parse_size(text: str, flag: str = "--size") -> tuple[int, int]:
 def cmd_run(a) -> int:
     from livestyle.config import RunConfig, SourceConfig
     from livestyle.interrupts import deferred_interrupts
-    from livestyle.keys import Controls
 
-    with deferred_interrupts():  # OpenCV and NumPy
+    with deferred_interrupts():  # the run's modules, and any native library they load
+        from livestyle.keys import Controls
         from livestyle.pipeline import run
 
     signals: list[int] = []
@@ -245,8 +245,10 @@ def _main(argv: list[str] | None) -> int:
         a = argparse.Namespace(command=argv[0], args=argv[1:])
     else:
         a = parser.parse_args(argv)
-    from livestyle.errors import USER_ERRORS
-    from livestyle.interrupts import caused_by_ctrl_c
+    from livestyle.interrupts import caused_by_ctrl_c, deferred_interrupts
+
+    with deferred_interrupts():  # OpenCV and NumPy load here (errors -> camera, sinks), for
+        from livestyle.errors import USER_ERRORS  # every command
 
     try:
         if a.command == "run":
