@@ -98,7 +98,7 @@ def test_an_error_without_ctrl_c_stays_an_error(monkeypatch, tmp_path, styles_di
     assert "the model is broken" in capsys.readouterr().err
 
 
-def test_a_signal_deferred_interrupts_acts_when_the_block_ends():
+def test_a_signal_held_by_deferred_interrupts_acts_when_the_block_ends():
     """Nothing is raised inside the block (an extension's initialization), the handlers in
     place before are back after it, and the held signal then acts through them."""
     from livestyle.interrupts import deferred_interrupts
