@@ -211,7 +211,10 @@ def test_live_source_that_dies_ends_the_run_cleanly(tmp_path, switcher):
         clip.unlink()
         stats = quiet_loop(src, switcher, [sink])
     assert stats.frames == len(sink.frames) > 0
-    assert stats.frames + stats.dropped == CLIP_FRAMES
+    # the run counts only its own drops: frames the capture thread overwrote before the loop
+    # began (a loaded machine) are the source's, not the run's
+    assert stats.dropped <= src.dropped
+    assert stats.frames + src.dropped == CLIP_FRAMES
     assert any("reconnecting" in m for m in logs)
 
 
