@@ -445,7 +445,8 @@ def run_bench(backend_names: list[str], resolutions: list[str], frames: int, war
             actual = backend.name
             for res in resolutions:
                 size = resolution_size(res)
-                scale = auto_scale(*size, gpu=actual in backends.GPU_BACKENDS)
+                scale = auto_scale(*size, gpu=actual in backends.GPU_BACKENDS,
+                                   native_side=style_.native_side)
                 proc = processing_size(*size, scale)
                 frame = cv2.resize(clip_frames(size, 1)[0], proc)
                 bar.step(f"model {actual} {res} {label}")

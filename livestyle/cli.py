@@ -41,7 +41,8 @@ def _run_parser(sub) -> None:
     p.add_argument("--scale", type=float, default=None,
                    help="processing size relative to the frame; 0.5 = generator at half size, "
                         "upscaled (default: auto: on a CPU full size up to 640x480, larger frames "
-                        "at 640x360 worth of pixels; full size on a GPU)")
+                        "at 640x360 worth of pixels; full size on a GPU; never larger than a "
+                        "style's native side, e.g. the cartoon's 512-px long side)")
     p.add_argument("--blend", type=float, default=1.0, help="1 = fully stylized, 0 = original")
     p.add_argument("--stroke", type=float, default=1.0,
                    help="stroke scale, 0.5-4: 2 draws strokes and outlines twice as large (the "

@@ -41,12 +41,14 @@ def to_bgr8(frame: np.ndarray) -> np.ndarray:
     raise ValueError(f"unsupported frame shape {frame.shape}: expected HxW, HxWx3 or HxWx4")
 
 
-def auto_scale(width: int, height: int, gpu: bool) -> float:
+def auto_scale(width: int, height: int, gpu: bool, native_side: int | None = None) -> float:
     """The scale `--scale auto` picks: full size on a GPU and, on a CPU, for frames up to
-    640x480; larger frames on a CPU run at CPU_PIXELS pixels and are upscaled."""
-    if gpu or width * height <= CPU_FULL_SIZE:
-        return 1.0
-    return (CPU_PIXELS / (width * height)) ** 0.5
+    640x480; larger frames on a CPU run at CPU_PIXELS pixels and are upscaled. A style with
+    a `native_side` (styles.Style.native_side) never runs with a longer side than that."""
+    s = 1.0 if gpu or width * height <= CPU_FULL_SIZE else (CPU_PIXELS / (width * height)) ** 0.5
+    if native_side:
+        s = min(s, native_side / max(width, height))
+    return s
 
 
 def processing_size(width: int, height: int, scale: float) -> tuple[int, int]:

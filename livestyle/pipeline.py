@@ -53,11 +53,12 @@ class RunStats:
 
 
 def generator_size(bgr: np.ndarray, scale: float | None, stroke: float,
-                   backend: str) -> tuple[int, int]:
+                   backend: str, native_side: int | None = None) -> tuple[int, int]:
     """(w, h) the generator runs at for this frame: `scale` (None: frames.auto_scale, full
-    size on a GPU backend) divided by the stroke scale."""
+    size on a GPU backend, at most the style's native side) divided by the stroke scale."""
     h, w = bgr.shape[:2]
-    s = scale if scale is not None else auto_scale(w, h, gpu=backend in backends.GPU_BACKENDS)
+    s = scale if scale is not None else auto_scale(w, h, gpu=backend in backends.GPU_BACKENDS,
+                                                   native_side=native_side)
     return processing_size(w, h, s / stroke)
 
 
@@ -116,7 +117,8 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | 
             t1 = time.perf_counter()
             timers.add("capture", t1 - t0)
             bgr = to_bgr8(frame.image)
-            size = generator_size(bgr, scale, controls.stroke, switcher.backend.name)
+            size = generator_size(bgr, scale, controls.stroke, switcher.backend.name,
+                                  switcher.style.native_side)
             small = preprocess(bgr, size)
             t2 = time.perf_counter()
             timers.add("preprocess", t2 - t1)

@@ -72,6 +72,15 @@ class Style:
     training: dict
 
     @property
+    def native_side(self) -> int | None:
+        """The long side (pixels) the style's look is defined at, or None (any size). A
+        teacher's student learned the teacher's strokes at its training long side and draws
+        other strokes at other scales (the cartoon teacher itself works at a 512-px long side
+        and scales its result to the frame); `--scale auto` runs it there and upscales."""
+        side = self.training.get("long_side") if self.training.get("teacher") else None
+        return int(side) if side else None
+
+    @property
     def summary(self) -> str:
         size_kb = self.path.stat().st_size / 1024
         return (f"{self.name:<16} {self.description or '(no description)'}  "

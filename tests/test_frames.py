@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from livestyle import backends
-from livestyle.frames import MIN_SIDE, postprocess, preprocess, processing_size, to_bgr8
+from livestyle.frames import MIN_SIDE, auto_scale, postprocess, preprocess, processing_size, to_bgr8
 
 
 @pytest.mark.parametrize("shape,dtype", [
@@ -73,3 +73,15 @@ def test_postprocess_never_returns_the_backends_buffer():
     styled = np.full((4, 6, 3), 200, np.uint8)
     out = postprocess(styled, np.zeros_like(styled), 1.0)
     assert out is not styled and not np.shares_memory(out, styled)
+
+
+@pytest.mark.parametrize("w, h, gpu, native, want", [
+    (640, 480, False, None, 1.0),
+    (640, 480, False, 512, 0.8),  # the cartoon: its teacher works at a 512-px long side
+    (640, 480, False, 800, 1.0),  # never enlarged for a native side
+    (1280, 720, False, 512, 0.4),  # the tighter of the CPU budget (0.5) and the native side
+    (1280, 720, True, 512, 0.4),  # a GPU runs full size, but not past the native side
+    (1280, 720, True, None, 1.0),
+])
+def test_auto_scale_stops_at_a_styles_native_side(w, h, gpu, native, want):
+    assert auto_scale(w, h, gpu, native_side=native) == pytest.approx(want)

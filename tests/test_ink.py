@@ -39,6 +39,24 @@ def test_calibration_recovers_the_teachers_ink_and_folds_it_into_the_graph():
     assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
 
 
+def test_calibration_runs_at_the_native_side_like_the_product():
+    """A style with a 320-px native side runs a 640x480 frame at 320x240 and enlarges the
+    result: the calibration must score that, not the network run at 640x480."""
+    from livestyle.frames import postprocess, preprocess
+
+    content = need(SHARED / "content")
+    student, student_copy = _toon(), _toon()
+
+    def teacher(bgr):
+        small = preprocess(bgr, (320, 240))
+        return postprocess(ink._inked(*ink._parts(student_copy, small), 2.0, -1.0), bgr)
+
+    result = ink.calibrate(student, teacher, content, n_photos=2, native_side=320,
+                           log=lambda m: None)
+    assert (result["ink_gain"], result["ink_bias"]) == (2.0, -1.0)
+    assert result["psnr_after"] > 45 > result["psnr_before"]
+
+
 def test_calibration_keeps_the_ink_when_nothing_beats_it():
     content = need(SHARED / "content")
     student, reference = _toon(), _toon()

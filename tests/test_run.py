@@ -160,6 +160,24 @@ def test_stroke_scale_runs_the_generator_smaller_and_keeps_the_frame_size(tmp_pa
     assert read_all(tmp_path / "big-strokes.mp4")[0].shape == (270, 480, 3)
 
 
+def test_a_teacher_style_runs_at_its_native_side_and_the_frame_keeps_its_size(tmp_path):
+    """A teacher's student trained at a 320-px long side: auto scale runs the 480x270 clip at
+    320x180 (the look it learned) and scales the result back; an explicit --scale wins."""
+    from tests.conftest import random_generator
+    from train.export import export_onnx
+
+    clip = need(CLIP)
+    model = export_onnx(random_generator(seed=3), tmp_path / "toon.onnx", style="toon",
+                        training={"teacher": "cartoon", "long_side": 320})
+    stats = run(RunConfig(styles=(str(model),), source=SourceConfig(str(clip)), preview=False,
+                          output=str(tmp_path / "native.mp4"), max_frames=3))
+    assert stats.processing_size == (320, 180)
+    assert read_all(tmp_path / "native.mp4")[0].shape == (270, 480, 3)
+    stats = run(RunConfig(styles=(str(model),), source=SourceConfig(str(clip)), preview=False,
+                          output=str(tmp_path / "full.mp4"), max_frames=3, scale=1.0))
+    assert stats.processing_size == (480, 270)
+
+
 def test_stroke_keys_step_through_the_scales():
     from livestyle.keys import STROKES, Controls, apply_action
 

@@ -152,3 +152,15 @@ def test_wrong_livestyle_styles_is_reported(kind, tmp_path, styles_dir, home):
         r = livestyle("doctor", env={"LIVESTYLE_STYLES": str(target), **home, "DISPLAY": ""})
         assert r.returncode == 0, r.stderr
         assert f"-- styles folder: LIVESTYLE_STYLES={target} does not exist" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("training, side", [
+    ({"teacher": "cartoon", "long_side": 512}, 512),
+    ({"style_image": "starry.jpg", "long_side": 640}, None),  # a painting: any size
+    ({"teacher": "sketch"}, None),  # made before the long side was recorded
+    ({}, None),
+])
+def test_native_side_is_a_teacher_students_training_long_side(training, side, tmp_path):
+    from livestyle.styles import Style
+
+    assert Style("s", tmp_path / "s.onnx", "", {}, 0, training).native_side == side

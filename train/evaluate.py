@@ -24,7 +24,8 @@ import torch
 
 from livestyle import backends
 from livestyle.atomic import write_atomic
-from livestyle.frames import auto_scale, postprocess, preprocess, processing_size
+from livestyle.frames import postprocess, preprocess
+from livestyle.pipeline import generator_size
 from livestyle.metrics import psnr
 from livestyle.styles import BUNDLED_DIR, read_style, style_files
 from . import losses
@@ -118,11 +119,11 @@ def camera_frame(path: Path, size: tuple[int, int] = EVAL_SIZE) -> np.ndarray:
     return np.ascontiguousarray(bgr[y0:y0 + size[1], x0:x0 + size[0]])
 
 
-def product_runner(backend):
-    """frame -> styled frame, the way the pipeline does it on a CPU (auto scale, blend 1)."""
+def product_runner(backend, style):
+    """frame -> styled frame, the way the pipeline does it (auto scale, the style's native
+    side, blend 1)."""
     def run(bgr: np.ndarray) -> np.ndarray:
-        h, w = bgr.shape[:2]
-        size = processing_size(w, h, auto_scale(w, h, gpu=False))
+        size = generator_size(bgr, None, 1.0, backend.name, style.native_side)
         return postprocess(backend.infer(preprocess(bgr, size)), bgr)
     return run
 
@@ -159,10 +160,12 @@ def evaluate_style(path: Path, photos: list[np.ndarray], clips: dict[str, list[n
                    loss_net) -> dict:
     style = read_style(path)
     backend = backends.create("auto", path)
-    run = product_runner(backend)
+    run = product_runner(backend, style)
     training = style.training
+    size = generator_size(photos[0], None, 1.0, backend.name, style.native_side)
     row = {"style": style.name, "macs_per_pixel": style.macs_per_pixel,
-           "backend": backend.name, "ms_640x480": round(model_ms(backend, photos[0]), 1),
+           "backend": backend.name, "processing_size": list(size),
+           "ms_640x480": round(model_ms(backend, preprocess(photos[0], size)), 1),
            "file_kb": round(path.stat().st_size / 1024), "steps": training.get("steps_done"),
            "train_seconds": training.get("seconds_this_run"),
            "stability_weight": training.get("stability_weight")}
@@ -198,13 +201,14 @@ def markdown(rows: list[dict]) -> str:
     lines = ["# Quality of the bundled styles", "",
              "Measured by `python -m train.evaluate` on held-out photos (never used in training) "
              "cropped to 640x480 and on the clips in ../shared/data/video, each frame sent the way "
-             "`livestyle run` sends it on a CPU (auto scale, auto backend).",
+             "`livestyle run` sends it on a CPU (auto scale, the style's native side, auto backend).",
              "Style ratio: style loss of the output over that of the untouched photo (floor: at most "
              "0.5). PSNR/SSIM: against the teacher on the same 640x480 frame (floor: 25 dB, 0.80). "
              "Warped error: flow-warped difference between consecutive frames (Lai et al. 2018), "
              "output / input = ratio (floor: at most 4). Shift/noise: the output's mean change "
              "(0-255, re-aligned) for a 2 px shift and sigma=2/255 noise, the input's own in brackets. "
-             "ms: the model alone on one 640x480 frame, median of 30.", "",
+             "ms: the model alone on one 640x480 frame at the size it runs at (w x h), median of 30.",
+             "",
              "| style | style ratio | content loss | PSNR vs teacher | SSIM vs teacher | ms 640x480 | "
              "shift 2px out (in) | noise out (in) | "
              + " | ".join(f"warped err {c} (out / in = ratio)" for c in clip_names) + " |",
@@ -212,7 +216,8 @@ def markdown(rows: list[dict]) -> str:
     for r in rows:
         cells = [r["style"], r.get("style_ratio", ""), r.get("content_loss", ""),
                  r.get("psnr_vs_teacher", ""), r.get("ssim_vs_teacher", ""),
-                 f"{r.get('ms_640x480', '')} ({r.get('backend', '')})",
+                 f"{r.get('ms_640x480', '')} ({r.get('backend', '')}"
+                 + (f", {'x'.join(map(str, r['processing_size']))})" if "processing_size" in r else ")"),
                  f"{r['shift_2px_out']} ({r['shift_2px_in']})", f"{r['noise_out']} ({r['noise_in']})"]
         cells += [f"{r['clips'][c]['warped_error_out']} / {r['clips'][c]['warped_error_in']}"
                   f" = {r['clips'][c]['ratio']}" if c in r["clips"] else "" for c in clip_names]

@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     shrink = lambda im: cv2.resize(im, CELL, interpolation=cv2.INTER_AREA)  # noqa: E731
     columns = [("original", [shrink(f) for f in frames])]
     for path in models:
-        backend = backends.create("auto", path)
-        run = product_runner(backend)
-        columns.append((read_style(path).name, [shrink(run(f)) for f in frames]))
+        backend, style = backends.create("auto", path), read_style(path)
+        run = product_runner(backend, style)
+        columns.append((style.name, [shrink(run(f)) for f in frames]))
         backend.close()
     grid = np.hstack([np.vstack([label(name, CELL[0])] + cells) for name, cells in columns])
     out = Path(a.out)

@@ -6,7 +6,8 @@ halo where the teacher has no line, half-inked lines where it has one. One gain 
 on the logit (sigmoid(gain * logit + bias)) sharpen and shift the coverage; they fold into the
 outline channel of the head's last convolution, so the exported graph and its cost do not
 change. Both are picked by grid search for the best mean PSNR against the teacher on training
-photos framed like a 640x480 camera (never on the held-out photos the evaluation uses).
+photos framed like a 640x480 camera (never on the held-out photos the evaluation uses), each
+run the way `livestyle run` runs it: at the style's native side, then scaled to the frame.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from livestyle.frames import auto_scale, postprocess, preprocess, processing_size
 from livestyle.generator import Generator
 from livestyle.metrics import psnr
 
@@ -39,20 +41,28 @@ def _inked(base: np.ndarray, logit: np.ndarray, gain: float, bias: float) -> np.
     return np.clip(rgb[::-1].transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def _run_size(frame: np.ndarray, native_side: int | None) -> tuple[int, int]:
+    h, w = frame.shape[:2]
+    return processing_size(w, h, auto_scale(w, h, gpu=False, native_side=native_side))
+
+
 def calibrate(generator: Generator, teacher, content_dir, n_photos: int = 16,
-              log=print) -> dict:
+              native_side: int | None = None, log=print) -> dict:
     """Pick the ink gain and bias on `n_photos` training photos and fold them into
-    `generator` (in place). Returns what was picked and the PSNR before and after."""
+    `generator` (in place). `native_side`: the style's (styles.Style.native_side). Returns
+    what was picked and the PSNR before and after."""
     if generator.cfg.head != "toon":
         raise ValueError("ink calibration is for generators with a toon head")
     train_photos = split_images(content_dir)[0]
     step = max(1, len(train_photos) // n_photos)
     frames = [camera_frame(p) for p in train_photos[::step][:n_photos]]
     generator = generator.eval()
-    cached = [(_parts(generator, f), teacher(f)) for f in frames]
+    cached = [(_parts(generator, preprocess(f, _run_size(f, native_side))), f, teacher(f))
+              for f in frames]
 
     def score(gain: float, bias: float) -> float:
-        return float(np.mean([psnr(_inked(b, lg, gain, bias), t) for (b, lg), t in cached]))
+        return float(np.mean([psnr(postprocess(_inked(b, lg, gain, bias), f), t)
+                              for (b, lg), f, t in cached]))
 
     before = score(1.0, 0.0)
     best = max(((g, b) for g in GAINS for b in BIASES), key=lambda gb: score(*gb))

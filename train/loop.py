@@ -404,6 +404,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
             generator = generator.cpu().eval()
             if toon and teacher is not None:  # sharpen/shift the soft outline coverage
                 meta_training["ink"] = ink.calibrate(generator, teacher, cfg.content_folder,
+                                                     native_side=cfg.long_side,
                                                      log=lambda m: print(m, file=sys.stderr))
             descriptions = cfg.description.split("|")
             outs = []
