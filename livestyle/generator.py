@@ -42,6 +42,8 @@ class GeneratorConfig:
     norm: bool = True  # instance norm; a colour-keeping student does better without
     head: str = "rgb"  # "rgb", or "toon": base colours + outline coverage, inked in the graph
     n_styles: int = 1  # >1: conditional instance norm, one set of scales/shifts per style
+    head_width: int = 8  # toon head: channels of its full-resolution hidden layers...
+    head_depth: int = 2  # ...and its number of 3x3 convs (the outlines are decided there)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,6 +68,11 @@ SIZES: dict[str, GeneratorConfig] = {
                              stem_stride=2),
     "toon": GeneratorConfig(channels=(16, 32, 64), n_res=2, separable=False, stem_stride=2,
                             residual=True, norm=False, head="toon"),
+    # the cartoon at its 512-px native side: 0.64x the pixels of 640x480 pay for a deeper,
+    # wider full-resolution head, where the outlines are decided
+    "toon-wide": GeneratorConfig(channels=(16, 32, 64), n_res=2, separable=False,
+                                 stem_stride=2, residual=True, norm=False, head="toon",
+                                 head_width=16, head_depth=3),
     "johnson": GeneratorConfig(channels=(32, 64, 128), n_res=5, separable=False, stem_kernel=9,
                                skips=False),
 }
@@ -156,7 +163,9 @@ class Generator(nn.Module):
             self.out = _conv(c1, n_out, cfg.stem_kernel)
         elif cfg.head == "toon":
             # outlines must sit on the right full-resolution pixel: the head sees the frame
-            self.out = nn.Sequential(_conv(c1 + 3, 8, 3), act(), _conv(8, n_out, 3))
+            hw = cfg.head_width
+            hidden = [m for _ in range(cfg.head_depth - 2) for m in (_conv(hw, hw, 3), act())]
+            self.out = nn.Sequential(_conv(c1 + 3, hw, 3), act(), *hidden, _conv(hw, n_out, 3))
         else:
             self.out = _conv(c1, n_out, 3)
 
@@ -228,7 +237,9 @@ def macs_per_pixel(cfg: GeneratorConfig) -> int:
     if cfg.stem_stride == 1:
         total += conv(c1, n_out, k, 1, False)
     elif cfg.head == "toon":
-        total += conv(c1 + 3, 8, 3, 1, False) + conv(8, n_out, 3, 1, False)
+        hw = cfg.head_width
+        total += conv(c1 + 3, hw, 3, 1, False) + conv(hw, n_out, 3, 1, False)
+        total += (cfg.head_depth - 2) * conv(hw, hw, 3, 1, False)
     else:
         total += conv(c1, n_out, 3, 1, False)
     return int(round(total))

@@ -26,6 +26,7 @@ from . import ink, losses
 from .config import TrainConfig
 from .data import CropSampler, read_rgb, split_images, to_tensor
 from .export import export_onnx
+from .grow import can_grow, grow
 from .lossnet import build_loss_net
 from .teachers import KEEPS_COLOUR, get_teacher
 
@@ -70,13 +71,20 @@ def load_checkpoint(path: Path) -> dict:
 
 def init_from(generator: Generator, model_path: str, log=None) -> None:
     """`generator` starts from an exported style's weights (CheckpointError if its network is
-    another one)."""
+    another one, except a toon head it grows: train/grow.py)."""
     from livestyle.backends.torch import generator_weights
 
     try:
         theirs, weights = generator_weights(model_path)
     except Exception as e:  # noqa: BLE001 - onnx raises its own types for a damaged file
         raise CheckpointError(f"--init-from {model_path}: not a livestyle style ({e})") from None
+    if can_grow(theirs, generator.cfg):
+        grow(generator, theirs, weights)
+        if log:
+            log(f"starting from the weights of {model_path}, its toon head grown from "
+                f"{theirs.head_width}x{theirs.head_depth} to "
+                f"{generator.cfg.head_width}x{generator.cfg.head_depth} (it draws the same)")
+        return
     if theirs != generator.cfg:
         raise CheckpointError(f"--init-from {model_path}: its network ({theirs}) is not the one "
                               f"this run trains ({generator.cfg}); pass the --size it was made with")
