@@ -47,3 +47,7 @@ def test_only_a_toon_head_grows():
     assert not can_grow(SIZES["paint"], dataclasses.replace(SIZES["paint"], head_width=16))
     with pytest.raises(ValueError, match="cannot grow"):
         grow(Generator(toon), SIZES["paint"], {})
+    trained = _trained_toon().state_dict()
+    del trained["res.0.body.0.1.weight"]
+    with pytest.raises(ValueError, match="missing"):
+        grow(Generator(SIZES["toon-wide"]), toon, trained)

@@ -31,10 +31,13 @@ def grow(big: Generator, small_cfg: GeneratorConfig, weights: dict[str, torch.Te
     """Load `weights` (a `small_cfg` network) into `big`, growing its head (can_grow)."""
     if not can_grow(small_cfg, big.cfg):
         raise ValueError(f"cannot grow {small_cfg} into {big.cfg}")
-    big.load_state_dict({k: v for k, v in weights.items() if not k.startswith("out.")},
-                        strict=False)
+    missing, unexpected = big.load_state_dict(
+        {k: v for k, v in weights.items() if not k.startswith("out.")}, strict=False)
+    if unexpected or any(not k.startswith("out.") for k in missing):
+        raise ValueError(f"the weights are not a {small_cfg} network: missing "
+                         f"{[k for k in missing if not k.startswith('out.')]}, unexpected {unexpected}")
     g = torch.Generator().manual_seed(seed)
-    w0, w1 = small_cfg.head_width, big.cfg.head_width
+    w0 = small_cfg.head_width
     convs = [m[-1] for m in big.out if isinstance(m, torch.nn.Sequential)]
     first, hidden, last = convs[0], convs[1:-1], convs[-1]
 
