@@ -25,8 +25,8 @@ import torch
 from livestyle import backends
 from livestyle.atomic import write_atomic
 from livestyle.frames import postprocess, preprocess
-from livestyle.pipeline import generator_size
 from livestyle.metrics import psnr
+from livestyle.pipeline import generator_size
 from livestyle.styles import BUNDLED_DIR, read_style, style_files
 from . import losses
 from .config import DEFAULT_CONTENT
