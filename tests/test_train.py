@@ -182,6 +182,28 @@ def test_resume_refuses_changed_settings(content_dir, tmp_path, capsys):
     assert "different settings (lr)" in err and "checkpoint.pt" in err
 
 
+def test_ema_exports_the_averaged_weights_and_resumes_them(content_dir, tmp_path, capsys):
+    """--ema: the checkpoint carries the moving average, the export is made from it (not from
+    the last step's weights), and a run resumed with --ema from a checkpoint without one
+    starts averaging there and says so."""
+    from livestyle.backends.torch import generator_weights
+
+    cfg = make_cfg(content_dir, tmp_path, steps=2)
+    train(cfg, export=False)
+    assert "ema" not in load_checkpoint(Path(cfg.run_dir) / "t" / "checkpoint.pt")
+    cfg = make_cfg(content_dir, tmp_path, steps=5, ema=0.5)
+    out = train(cfg, resume=True)
+    assert "averaging the weights from step 2 on" in capsys.readouterr().err
+    ckpt = load_checkpoint(Path(cfg.run_dir) / "t" / "checkpoint.pt")
+    _, exported = generator_weights(out)
+    name = "stem.0.1.weight"
+    assert torch.allclose(exported[name], ckpt["ema"][name])
+    assert not torch.allclose(ckpt["ema"][name], ckpt["generator"][name])
+    # resuming further continues the stored average, silently
+    train(make_cfg(content_dir, tmp_path, steps=6, ema=0.5), resume=True, overwrite=True)
+    assert "averaging" not in capsys.readouterr().err
+
+
 # -- 3. checkpoints ----------------------------------------------------------------------------
 
 class Payload:

@@ -64,6 +64,10 @@ class TrainConfig:
                                  "PSNR measures)")
     edge_weight: float = _opt(2.0, "teacher mode: L1 on image gradients (flat areas, sharp edges)")
     adversarial_weight: float = _opt(0.0, "teacher mode: PatchGAN critic loss; 0 turns it off")
+    ema: float = _opt(0.0, "also keep an exponential moving average of the generator's "
+                      "weights with this decay (e.g. 0.999: about the last 1,000 steps) and "
+                      "export it instead of the last step's weights, which carry that step's "
+                      "noise; 0: off")
     init_from: str = _opt("", "start from the weights of an exported style (.onnx, e.g. a "
                               "bundled one, with the --size it was made with) instead of "
                               "random ones")

@@ -7,6 +7,7 @@ same batches and perturbations as an uninterrupted one, with no RNG state to sav
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -37,7 +38,7 @@ SAMPLE_SIDE = 256
 LOSS_WEIGHTS = {"style_weight", "style_weights", "content_weight", "line_weight", "base_weight",
                 "tv_weight", "stability_weight", "l1_weight", "l2_weight", "edge_weight"}
 RESUMABLE = {"steps", "log_every", "sample_every", "checkpoint_every", "threads", "out_dir",
-             "description", "init_from"} | LOSS_WEIGHTS
+             "description", "init_from", "ema"} | LOSS_WEIGHTS
 
 
 class CheckpointError(RuntimeError):
@@ -286,6 +287,14 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                 for k in sorted(changed & LOSS_WEIGHTS):
                     print(f"note: fine-tuning with {k} {getattr(cfg, k)!r} (was {was.get(k)!r})",
                           file=sys.stderr)
+        # the averaged weights (--ema) that are exported; only the master exports
+        averaged = copy.deepcopy(generator).requires_grad_(False) if cfg.ema > 0 and master else None
+        if averaged is not None and resume:
+            if "ema" in ckpt:
+                averaged.load_state_dict(ckpt["ema"])
+            else:
+                print(f"note: averaging the weights from step {start} on (--ema {cfg.ema:g})",
+                      file=sys.stderr)
         model = torch.nn.parallel.DistributedDataParallel(generator) if ddp else generator
 
         # -- fixed targets
@@ -309,6 +318,8 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                      "seconds": seconds_before + time.perf_counter() - t_start}
             if critic:
                 state |= {"critic": critic.state_dict(), "d_opt": d_opt.state_dict()}
+            if averaged is not None:
+                state["ema"] = averaged.state_dict()
             save_atomic(state, ckpt_path)
 
         # -- the loop (photos are prepared only when there are steps left to train)
@@ -374,6 +385,10 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                 g_opt.zero_grad(set_to_none=True)
                 total.backward()
                 g_opt.step()
+                if averaged is not None:
+                    with torch.no_grad():
+                        for a, p in zip(averaged.parameters(), generator.parameters()):
+                            a.lerp_(p, 1.0 - cfg.ema)
                 if critic is not None:
                     d_opt.zero_grad(set_to_none=True)
                     d_loss.backward(inputs=list(critic.parameters()))
@@ -389,7 +404,8 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                     if done % cfg.checkpoint_every == 0 or done == cfg.steps or stop.raised:
                         save_checkpoint(done)
                     if done % cfg.sample_every == 0 or done == cfg.steps:
-                        save_grid(generator.eval(), photos, teacher, run_dir / f"samples_{done:06d}.png")
+                        shown = averaged if averaged is not None else generator
+                        save_grid(shown.eval(), photos, teacher, run_dir / f"samples_{done:06d}.png")
                         generator.train()
                     if stop.raised:
                         progress.close()
@@ -409,7 +425,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                 "steps_done": cfg.steps, "seconds_this_run": round(time.perf_counter() - t_start),
                 "train_seconds": round(seconds_before + time.perf_counter() - t_start),
                 "resumed_from_step": start}
-            generator = generator.cpu().eval()
+            generator = (averaged if averaged is not None else generator).cpu().eval()
             if toon and teacher is not None:  # sharpen/shift the soft outline coverage
                 meta_training["ink"] = ink.calibrate(generator, teacher, cfg.content_folder,
                                                      native_side=cfg.long_side,
