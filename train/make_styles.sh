@@ -22,9 +22,9 @@ PAINTINGS=(
   "grande-jatte|$S/grande_jatte.jpg|Georges Seurat, A Sunday Afternoon on La Grande Jatte (1884-86)"
   "woman-with-hat|$S/woman_with_hat.jpg|Henri Matisse, Woman with a Hat (1905)"
 )
-# The cartoon was trained in two sessions: a 7,000-step schedule stopped at 6,403 when the
-# first session ended, then --resume with the longer schedule below, which the cosine learning
-# rate follows from the step reached; its ink is calibrated at export (train/ink.py).
+# The cartoon's first stage was trained in two sessions: a 7,000-step schedule stopped at 6,403
+# when the first session ended, then --resume with the longer schedule below, which the cosine
+# learning rate follows from the step reached; its ink is calibrated at export (train/ink.py).
 # The paintings ship from the last of these stages, each a --resume of the one before (a stage
 # the checkpoint has passed is skipped). 12,000 steps with equal weights left great-wave, udnie
 # and woman-with-hat above the 0.5 style-ratio floor, and 8,000 more of the same made every
@@ -63,13 +63,23 @@ paintings() {
       $(resume "$name_list")
   done
 }
+CARTOON=(--name cartoon --teacher cartoon --crop 160 --batch 8 --scale-jitter 1.0
+         --content-weight 0
+         --description "Cartoon: flat colours and clean outlines (learned from our cartoon filter)")
 cartoon() {
-  # camera-scale targets (photos at a 640 px long side, crops cut at that scale, no resize);
-  # the toon head learns the base colours and the teacher's cleaned outlines separately
-  python -m train --name cartoon --teacher cartoon --size toon --crop 160 --batch 8 \
-    --scale-jitter 1.0 --steps 11500 --lr 0.001 --lr-final 0.0001 --content-weight 0 \
-    --description "Cartoon: flat colours and clean outlines (learned from our cartoon filter)" \
-    "${COMMON[@]}" $(resume cartoon)
+  # 1. camera-scale targets (photos at a 640 px long side, crops cut at that scale, no
+  # resize); the toon head learns the base colours and the teacher's cleaned outlines apart
+  if [ ! -f runs/cartoon-640/cartoon.onnx ]; then
+    python -m train "${CARTOON[@]}" --size toon --steps 11500 --lr 0.001 --lr-final 0.0001 \
+      "${COMMON[@]}" --run-dir runs/cartoon-640 --out-dir runs/cartoon-640 \
+      $(resume cartoon-640/cartoon)
+  fi
+  # 2. at the teacher's own 512-px working side (the style's native side: it runs there and is
+  # upscaled, 0.64x the pixels of 640x480), its head grown to 16 channels and 3 convolutions;
+  # the shipped run was stopped at step 4,249 and resumed with --ema, which it exports
+  python -m train "${CARTOON[@]}" --size toon-wide --long-side 512 --steps 6000 --lr 0.0005 \
+    --lr-final 0.00005 --ema 0.998 --init-from runs/cartoon-640/cartoon.onnx "${COMMON[@]}" \
+    --run-dir runs/cartoon-512 $(resume cartoon-512/cartoon)
 }
 sketch() {
   python -m train --name sketch --teacher sketch --size fast --long-side 0 --crop 160 \

@@ -86,12 +86,15 @@ def main() -> int:
              "", "The paintings' time counts from step 12,000: their first 12,000 steps, on "
              "2026-11-25 before checkpoints recorded time, took about 1 h 45 min more (one "
              "thread, the other core busy with the cartoon; about 1.5-2.2 steps a second).",
-             "", "\"see below\": exported from a finished checkpoint. The cartoon trained for "
-             "about 1 h 30 min "
-             "to step 6,403 on 2026-11-25 and 86 min (5,130 s, recorded in its checkpoint) from "
-             "there to step 11,500 on 2026-11-26 (one thread, about 1 step a second, plus a "
-             "4-minute teacher pass over the photos at each of its four starts); its ink was then "
-             "calibrated on 16 training photos (train/ink.py)."]
+             "", "The cartoon has two stages (`bash train/make_styles.sh cartoon`). Its "
+             "`--init-from engines/cartoon.onnx` is the previous bundled cartoon, stage 1: the "
+             "`toon` network trained 11,500 steps at a 640-px long side (about 1 h 30 min to "
+             "step 6,403 on 2026-11-25 and 86 min from there on 2026-11-26, one thread, about 1 "
+             "step a second, plus a 4-minute teacher pass over the photos at each start). Stage 2, "
+             "the row above, grew its head to 16 channels and 3 convolutions (train/grow.py) and "
+             "trained it at the teacher's 512-px working side, where it runs; the weights shipped "
+             "are the moving average of its last steps (--ema, from the step it was resumed at), "
+             "and its ink was calibrated on 16 training photos (train/ink.py)."]
     out = BUNDLED_DIR / "README.md"
     write_atomic(out, "\n".join(rows) + "\n")
     print(out.read_text())
