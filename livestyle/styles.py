@@ -62,6 +62,15 @@ class StyleError(ValueError):
     """A style that cannot be found or read; the message says what to do."""
 
 
+def native_side(training: dict) -> int | None:
+    """The long side (pixels) a style's look is defined at, from its training config, or None
+    (any size). A teacher's student learned the teacher's strokes at its training long side
+    and draws other strokes at other scales (the cartoon teacher itself works at a 512-px
+    long side and scales its result to the frame); `--scale auto` runs it there and upscales."""
+    side = training.get("long_side") if training.get("teacher") else None
+    return int(side) if side else None
+
+
 @dataclass(frozen=True)
 class Style:
     name: str
@@ -73,12 +82,7 @@ class Style:
 
     @property
     def native_side(self) -> int | None:
-        """The long side (pixels) the style's look is defined at, or None (any size). A
-        teacher's student learned the teacher's strokes at its training long side and draws
-        other strokes at other scales (the cartoon teacher itself works at a 512-px long side
-        and scales its result to the frame); `--scale auto` runs it there and upscales."""
-        side = self.training.get("long_side") if self.training.get("teacher") else None
-        return int(side) if side else None
+        return native_side(self.training)
 
     @property
     def summary(self) -> str:

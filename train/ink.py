@@ -15,9 +15,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from livestyle.frames import auto_scale, postprocess, preprocess, processing_size
+from livestyle.frames import postprocess, preprocess
 from livestyle.generator import Generator
 from livestyle.metrics import psnr
+from livestyle.pipeline import generator_size
 
 from .data import split_images
 from .evaluate import camera_frame
@@ -41,11 +42,6 @@ def _inked(base: np.ndarray, logit: np.ndarray, gain: float, bias: float) -> np.
     return np.clip(rgb[::-1].transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _run_size(frame: np.ndarray, native_side: int | None) -> tuple[int, int]:
-    h, w = frame.shape[:2]
-    return processing_size(w, h, auto_scale(w, h, gpu=False, native_side=native_side))
-
-
 def calibrate(generator: Generator, teacher, content_dir, n_photos: int = 16,
               native_side: int | None = None, log=print) -> dict:
     """Pick the ink gain and bias on `n_photos` training photos and fold them into
@@ -57,8 +53,9 @@ def calibrate(generator: Generator, teacher, content_dir, n_photos: int = 16,
     step = max(1, len(train_photos) // n_photos)
     frames = [camera_frame(p) for p in train_photos[::step][:n_photos]]
     generator = generator.eval()
-    cached = [(_parts(generator, preprocess(f, _run_size(f, native_side))), f, teacher(f))
-              for f in frames]
+    # sized as `livestyle run` sizes it on a CPU (torch stands for any CPU backend)
+    cached = [(_parts(generator, preprocess(f, generator_size(f, None, 1.0, "torch", native_side))),
+               f, teacher(f)) for f in frames]
 
     def score(gain: float, bias: float) -> float:
         return float(np.mean([psnr(postprocess(_inked(b, lg, gain, bias), f), t)

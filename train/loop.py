@@ -23,6 +23,7 @@ import torch.distributed as dist
 
 from livestyle.atomic import atomic_open, write_atomic
 from livestyle.generator import SIZES, Generator
+from livestyle.styles import native_side
 from . import ink, losses
 from .config import TrainConfig
 from .data import CropSampler, read_rgb, split_images, to_tensor
@@ -295,6 +296,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
             else:
                 print(f"note: averaging the weights from step {start} on (--ema {cfg.ema:g})",
                       file=sys.stderr)
+        shown = averaged if averaged is not None else generator  # sampled and exported
         model = torch.nn.parallel.DistributedDataParallel(generator) if ddp else generator
 
         # -- fixed targets
@@ -404,7 +406,6 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                     if done % cfg.checkpoint_every == 0 or done == cfg.steps or stop.raised:
                         save_checkpoint(done)
                     if done % cfg.sample_every == 0 or done == cfg.steps:
-                        shown = averaged if averaged is not None else generator
                         save_grid(shown.eval(), photos, teacher, run_dir / f"samples_{done:06d}.png")
                         generator.train()
                     if stop.raised:
@@ -425,10 +426,10 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                 "steps_done": cfg.steps, "seconds_this_run": round(time.perf_counter() - t_start),
                 "train_seconds": round(seconds_before + time.perf_counter() - t_start),
                 "resumed_from_step": start}
-            generator = (averaged if averaged is not None else generator).cpu().eval()
+            generator = shown.cpu().eval()
             if toon and teacher is not None:  # sharpen/shift the soft outline coverage
                 meta_training["ink"] = ink.calibrate(generator, teacher, cfg.content_folder,
-                                                     native_side=cfg.long_side,
+                                                     native_side=native_side(meta_training),
                                                      log=lambda m: print(m, file=sys.stderr))
             descriptions = cfg.description.split("|")
             outs = []

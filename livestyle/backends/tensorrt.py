@@ -45,8 +45,8 @@ import numpy as np
 from livestyle.backends import cuda_buffers, engine_cache, fp16_graph, shape_profile
 from livestyle.backends.base import Backend, BackendUnavailable
 from livestyle.backends.slots import SlotScheduler
-from livestyle.gpu import cuda_device_count
 from livestyle.frames import MIN_SIDE
+from livestyle.gpu import cuda_device_count
 from livestyle.metrics import psnr
 
 INPUT, OUTPUT = "frame", "styled"  # tensor names fixed by train/export.py
