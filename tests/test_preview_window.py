@@ -60,13 +60,20 @@ def nearest(shot: np.ndarray, frames: list[np.ndarray]) -> float:
     return min(np.abs(shot - f.astype(int)).mean() for f in frames)
 
 
-def wait_for(predicate, timeout=30.0, what="condition"):
+def wait_for(predicate, timeout=30.0, what="condition", proc=None, log=None):
+    """Poll `predicate` until it holds; fail at `timeout`, or at once if `proc` (writing its
+    stderr to `log`) has ended, with what the process printed."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if predicate():
             return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"livestyle ended (exit {proc.returncode}) before {what}:\n"
+                                 f"{log.read_text() if log else ''}")
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    state = "running" if proc is None or proc.poll() is None else f"exit {proc.returncode}"
+    raise AssertionError(f"timed out waiting for {what} (livestyle {state}); its stderr:\n"
+                         f"{log.read_text() if log else '(not captured)'}")
 
 
 def test_window_shows_styles_switches_toggles_and_quits(display, styles_dir, tmp_path):
@@ -134,7 +141,8 @@ def run_window(display, styles_dir, tmp_path, *extra):
              "--style", str(styles_dir / "identity.onnx"), "--backend", "onnxruntime", *extra],
             stderr=err, stdout=subprocess.DEVNULL, env={**os.environ, "DISPLAY": display})
     try:
-        wait_for(lambda: x(display, "xdotool", "search", "--name", "^livestyle$"), what="window")
+        wait_for(lambda: x(display, "xdotool", "search", "--name", "^livestyle$"), what="window",
+                 proc=proc, log=log)
         window = x(display, "xdotool", "search", "--name", "^livestyle$").split()[0]
 
         def shows_a_frame():
@@ -143,7 +151,7 @@ def run_window(display, styles_dir, tmp_path, *extra):
             except cv2.error:
                 return False
 
-        wait_for(shows_a_frame, what="a frame in the window")
+        wait_for(shows_a_frame, what="a frame in the window", proc=proc, log=log)
     except BaseException:
         proc.kill()
         raise

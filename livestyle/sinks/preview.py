@@ -77,6 +77,9 @@ class PreviewWindow(Sink):
         self.show_hud = True
         # GUI_NORMAL: no Qt toolbar or status bar, only the picture
         cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
+        # let the GUI map and expose the new window now: resized later, before Qt had seen it
+        # mapped, it stayed black for good in about 1 run in 15 (Qt 5 on X11, no window manager)
+        cv2.waitKey(1)
         self._shown = False
         self._open = True
         self._closed_by_user = False
