@@ -44,8 +44,6 @@ class GeneratorConfig:
     n_styles: int = 1  # >1: conditional instance norm, one set of scales/shifts per style
     head_width: int = 8  # toon head: channels of its full-resolution hidden layers...
     head_depth: int = 2  # ...and its number of 3x3 convs (the outlines are decided there)
-    head_edges: bool = False  # toon head: also sees the frame's difference of Gaussians, the
-    # cartoon teacher's own edge signal, which its 3x3 convs cannot reach (13-px support)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,10 +73,6 @@ SIZES: dict[str, GeneratorConfig] = {
     "toon-wide": GeneratorConfig(channels=(16, 32, 64), n_res=2, separable=False,
                                  stem_stride=2, residual=True, norm=False, head="toon",
                                  head_width=16, head_depth=3),
-    # toon-wide whose head is also given the teacher's DoG edge signal at full resolution
-    "toon-edges": GeneratorConfig(channels=(16, 32, 64), n_res=2, separable=False,
-                                  stem_stride=2, residual=True, norm=False, head="toon",
-                                  head_width=16, head_depth=3, head_edges=True),
     "johnson": GeneratorConfig(channels=(32, 64, 128), n_res=5, separable=False, stem_kernel=9,
                                skips=False),
 }
@@ -142,45 +136,6 @@ class _Up(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
-def _gaussian_taps(sigma: float) -> torch.Tensor:
-    """Normalized 1-D Gaussian taps, radius ceil(4 sigma) (OpenCV's for float images)."""
-    r = int(-(-4 * sigma // 1))
-    t = torch.exp(-torch.arange(-r, r + 1, dtype=torch.float32) ** 2 / (2 * sigma * sigma))
-    return t / t.sum()
-
-
-class EdgeSignal(nn.Module):
-    """RGB [0,1] NCHW -> the cartoon teacher's edge signal, N1HW: Gaussian(1.0) minus
-    Gaussian(1.6) of the luminance, in units of its line threshold (2 grey levels), so a
-    value under -1 is where the teacher's DoG would ink. Fixed weights, not trained: the
-    luminance (a 1x1 conv), both Gaussians' horizontal passes as two channels of one conv, then
-    one vertical conv that blurs and subtracts (three convs: OpenVINO runs one-channel convs
-    slowly, this takes 1.8 ms at 512x384 on the 2-core CPU)."""
-
-    SIGMAS = (1.0, 1.6)
-    THRESHOLD = 2.0  # grey levels (train/teachers/cartoon.py _outlines)
-
-    def __init__(self):
-        super().__init__()
-        fine, coarse = (_gaussian_taps(s) for s in self.SIGMAS)
-        k = coarse.numel()
-        off = (k - fine.numel()) // 2
-        across = torch.zeros(2, 1, 1, k)
-        across[0, 0, 0, off:off + fine.numel()], across[1, 0, 0] = fine, coarse
-        down = torch.zeros(1, 2, k, 1)
-        down[0, 0, off:off + fine.numel(), 0], down[0, 1, :, 0] = fine, -coarse
-        luma = torch.tensor([0.299, 0.587, 0.114]) * (255.0 / self.THRESHOLD)
-        # not in the state dict: constants of the network, like its layout
-        self.register_buffer("luma", luma.view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("across", across, persistent=False)
-        self.register_buffer("down", down, persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        r = self.down.shape[2] // 2
-        y = F.conv2d(F.pad(F.conv2d(x, self.luma), (r, r, 0, 0), mode="replicate"), self.across)
-        return F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), self.down)
-
-
 class Generator(nn.Module):
     """RGB float [0,1] NCHW -> RGB float NCHW (unclamped; roughly [0,1]).
 
@@ -210,10 +165,7 @@ class Generator(nn.Module):
             # outlines must sit on the right full-resolution pixel: the head sees the frame
             hw = cfg.head_width
             hidden = [m for _ in range(cfg.head_depth - 2) for m in (_conv(hw, hw, 3), act())]
-            cin = c1 + 3 + int(cfg.head_edges)
-            self.out = nn.Sequential(_conv(cin, hw, 3), act(), *hidden, _conv(hw, n_out, 3))
-            if cfg.head_edges:
-                self.edges = EdgeSignal()
+            self.out = nn.Sequential(_conv(c1 + 3, hw, 3), act(), *hidden, _conv(hw, n_out, 3))
         else:
             self.out = _conv(c1, n_out, 3)
 
@@ -243,7 +195,7 @@ class Generator(nn.Module):
         if self.cfg.stem_stride > 1:
             y = F.interpolate(y, scale_factor=float(self.cfg.stem_stride), mode="nearest")
             if self.cfg.head == "toon":
-                y = torch.cat([y, x, self.edges(x)] if self.cfg.head_edges else [y, x], 1)
+                y = torch.cat([y, x], 1)
         y = self.out(y)[..., :h, :w]
         x = x[..., :h, :w]
         if self.cfg.head != "toon":
@@ -286,9 +238,7 @@ def macs_per_pixel(cfg: GeneratorConfig) -> int:
         total += conv(c1, n_out, k, 1, False)
     elif cfg.head == "toon":
         hw = cfg.head_width
-        total += conv(c1 + 3 + int(cfg.head_edges), hw, 3, 1, False) + conv(hw, n_out, 3, 1, False)
-        if cfg.head_edges:  # the luminance, two Gaussians across, one blur-and-subtract down
-            total += 3 + 4 * _gaussian_taps(max(EdgeSignal.SIGMAS)).numel()
+        total += conv(c1 + 3, hw, 3, 1, False) + conv(hw, n_out, 3, 1, False)
         total += (cfg.head_depth - 2) * conv(hw, hw, 3, 1, False)
     else:
         total += conv(c1, n_out, 3, 1, False)

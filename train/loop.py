@@ -83,11 +83,9 @@ def init_from(generator: Generator, model_path: str, log=None) -> None:
     if can_grow(theirs, generator.cfg):
         grow(generator, theirs, weights)
         if log:
-            big = generator.cfg
-            edges = " and given the edge signal" if big.head_edges > theirs.head_edges else ""
             log(f"starting from the weights of {model_path}, its toon head grown from "
-                f"{theirs.head_width}x{theirs.head_depth} to {big.head_width}x{big.head_depth}"
-                f"{edges} (it draws the same)")
+                f"{theirs.head_width}x{theirs.head_depth} to "
+                f"{generator.cfg.head_width}x{generator.cfg.head_depth} (it draws the same)")
         return
     if theirs != generator.cfg:
         raise CheckpointError(f"--init-from {model_path}: its network ({theirs}) is not the one "
