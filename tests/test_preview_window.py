@@ -25,17 +25,20 @@ def display():
     if missing:
         pytest.skip(f"needs {', '.join(missing)} (apt-get install xvfb xdotool imagemagick; "
                     ".ci/run installs them)")
-    num = 90 + os.getpid() % 9
+    num = next((n for n in range(90 + os.getpid() % 9, 200)  # one no server holds
+                if not os.path.exists(f"/tmp/.X{n}-lock")), None)
     proc = subprocess.Popen(["Xvfb", f":{num}", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    sock = f"/tmp/.X11-unix/X{num}"
+    # ready when it answers a client, not when its socket file appears
+    env = {**os.environ, "DISPLAY": f":{num}"}
     for _ in range(100):
-        if os.path.exists(sock):
+        if subprocess.run(["xdotool", "getdisplaygeometry"], capture_output=True,
+                          env=env).returncode == 0:
             break
-        time.sleep(0.05)
+        time.sleep(0.1)
     else:
         proc.kill()
-        pytest.skip("Xvfb did not start")
+        pytest.fail(f"Xvfb is installed but did not start on :{num} within 10 s")
     yield f":{num}"
     proc.terminate()
     proc.wait(timeout=10)
@@ -71,7 +74,9 @@ def wait_for(predicate, timeout=30.0, what="condition", proc=None, log=None):
             raise AssertionError(f"livestyle ended (exit {proc.returncode}) before {what}:\n"
                                  f"{log.read_text() if log else ''}")
         time.sleep(0.1)
-    state = "running" if proc is None or proc.poll() is None else f"exit {proc.returncode}"
+    if proc is None:
+        raise AssertionError(f"timed out waiting for {what}")
+    state = "running" if proc.poll() is None else f"exit {proc.returncode}"
     raise AssertionError(f"timed out waiting for {what} (livestyle {state}); its stderr:\n"
                          f"{log.read_text() if log else '(not captured)'}")
 
@@ -83,31 +88,23 @@ def test_window_shows_styles_switches_toggles_and_quits(display, styles_dir, tmp
     for name in ("rand-a", "rand-b"):
         with backends.create("onnxruntime", styles_dir / f"{name}.onnx") as b:
             styled[name] = [b.infer(f).copy() for f in src]
-    log = tmp_path / "stderr.txt"
-    with open(log, "w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "livestyle", "run", "--source", str(clip), "--loop",
-             "--style", str(styles_dir / "rand-a.onnx"), "--style", str(styles_dir / "rand-b.onnx"),
-             "--snapshot-dir", str(tmp_path), "--backend", "onnxruntime"],
-            stderr=err, stdout=subprocess.DEVNULL, env={**os.environ, "DISPLAY": display})
+    proc, log, window = run_window(display, styles_dir, tmp_path, "--snapshot-dir",
+                                   str(tmp_path), styles=("rand-a", "rand-b"))
     try:
-        wait_for(lambda: x(display, "xdotool", "search", "--name", "^livestyle$"), what="window")
-        window = x(display, "xdotool", "search", "--name", "^livestyle$").split()[0]
         x(display, "xdotool", "windowfocus", window)
 
         def press(key):
             x(display, "xdotool", "key", "--window", window, key)
             time.sleep(0.6)  # a few frames at 12.5 fps
 
-        # the window exists before the first frame reaches it: wait for a picture
-        wait_for(lambda: screenshot(display, window).max() > 0, what="a frame in the window")
         press("h")  # HUD off, so the screenshot is the picture alone
         shot = screenshot(display, window)
         assert nearest(shot, styled["rand-a"]) < 3, "window does not show style rand-a"
         assert nearest(shot, src) > 20, "window shows the unstyled frame"
 
         press("n")
-        wait_for(lambda: "style: rand-b" in log.read_text(), what="switch to rand-b")
+        wait_for(lambda: "style: rand-b" in log.read_text(), what="switch to rand-b",
+                 proc=proc, log=log)
         time.sleep(0.5)
         shot = screenshot(display, window)
         assert nearest(shot, styled["rand-b"]) < 3, "after n, the window does not show rand-b"
@@ -116,7 +113,8 @@ def test_window_shows_styles_switches_toggles_and_quits(display, styles_dir, tmp
         assert nearest(screenshot(display, window), src) < 3, "space did not show the original"
 
         press("s")  # snapshot of what is shown: the original frame
-        wait_for(lambda: list(tmp_path.glob("livestyle-*.png")), what="snapshot")
+        wait_for(lambda: list(tmp_path.glob("livestyle-*.png")), what="snapshot", proc=proc,
+                 log=log)
         snap = cv2.imread(str(next(tmp_path.glob("livestyle-*.png"))))
         assert snap.shape == src[0].shape and nearest(snap, src) < 1
 
@@ -131,14 +129,16 @@ def test_window_shows_styles_switches_toggles_and_quits(display, styles_dir, tmp
 
 # -- issue 11: snapshots (row 4) and the window's close button (row 6) -------------------------
 
-def run_window(display, styles_dir, tmp_path, *extra):
-    """`livestyle run` of the looped clip through the identity style into a window on
-    `display`; (process, stderr file, window id) once a frame shows."""
+def run_window(display, styles_dir, tmp_path, *extra, styles=("identity",)):
+    """`livestyle run` of the looped clip through `styles` (of styles_dir) into a window on
+    `display`; (process, stderr file, window id) once a frame shows (the window exists
+    before the first frame reaches it)."""
     log = tmp_path / f"stderr-{time.monotonic_ns()}.txt"
+    style_args = [a for name in styles for a in ("--style", str(styles_dir / f"{name}.onnx"))]
     with open(log, "w") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "livestyle", "run", "--source", str(need(CLIP)), "--loop",
-             "--style", str(styles_dir / "identity.onnx"), "--backend", "onnxruntime", *extra],
+             *style_args, "--backend", "onnxruntime", *extra],
             stderr=err, stdout=subprocess.DEVNULL, env={**os.environ, "DISPLAY": display})
     try:
         wait_for(lambda: x(display, "xdotool", "search", "--name", "^livestyle$"), what="window",
