@@ -1,8 +1,9 @@
 """Pre- and post-processing around the backend: the only per-pixel work done in Python.
 
 preprocess: any frame a source gives (gray, BGRA, 16-bit, float, odd sizes) -> uint8 BGR at
-the processing size. postprocess: the stylized frame -> the output size, blended with the
-original. Pixel format conversion to float and back lives inside the model graph.
+the processing size. postprocess: the stylized frame -> the output size (enlarged the way
+the style asks, styles.Style.upscale), blended with the original. Pixel format conversion to float
+and back lives inside the model graph.
 """
 
 from __future__ import annotations
@@ -66,13 +67,23 @@ def preprocess(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
-def postprocess(styled: np.ndarray, original: np.ndarray, blend: float = 1.0) -> np.ndarray:
+# how a style's output is enlarged to the frame (styles.Style.upscale): "linear" (bilinear), or
+# "nearest", each output pixel the one it falls in, as a teacher that draws at a working size
+# and enlarges its flat colours pixel for pixel (the cartoon) does; shrinking is always linear
+UPSCALE_FLAGS = {"linear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
+
+
+def postprocess(styled: np.ndarray, original: np.ndarray, blend: float = 1.0,
+                upscale: str = "linear") -> np.ndarray:
     """Stylized frame -> the original's size, mixed `blend` : (1 - blend) with the original.
+    `upscale`: how a smaller stylized frame is enlarged (UPSCALE_FLAGS).
 
     Always returns a new array (the backend may reuse `styled`'s buffer)."""
     h, w = original.shape[:2]
     if styled.shape[:2] != (h, w):
-        styled = cv2.resize(styled, (w, h), interpolation=cv2.INTER_LINEAR)
+        enlarge = styled.shape[0] <= h and styled.shape[1] <= w
+        flag = UPSCALE_FLAGS[upscale] if enlarge else cv2.INTER_LINEAR
+        styled = cv2.resize(styled, (w, h), interpolation=flag)
     elif blend >= 1.0:
         return styled.copy()
     if blend >= 1.0:

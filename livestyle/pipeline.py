@@ -78,7 +78,7 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | 
     def deliver(bgr: np.ndarray, styled: np.ndarray) -> None:
         t = time.perf_counter()
         blend = 0.0 if controls.show_original else controls.blend
-        out = postprocess(styled, bgr, blend)
+        out = postprocess(styled, bgr, blend, switcher.style.upscale)
         t2 = time.perf_counter()
         timers.add("postprocess", t2 - t)
         for sink in sinks:

@@ -16,6 +16,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from livestyle.frames import UPSCALE_FLAGS
+
 FORMAT_VERSION = 1
 IO_CONVENTION = "uint8 BGR NHWC in, uint8 BGR NHWC out, any height and width"
 # an installed wheel carries the styles inside the package (livestyle/engines); a source
@@ -79,6 +81,7 @@ class Style:
     generator: dict  # GeneratorConfig as a dict
     macs_per_pixel: int
     training: dict
+    upscale: str = "linear"  # how its output is enlarged to the frame (frames.UPSCALE_FLAGS)
 
     @property
     def native_side(self) -> int | None:
@@ -120,9 +123,13 @@ def read_style(path: str | Path) -> Style:
             generator=json.loads(meta["livestyle.generator"]),
             macs_per_pixel=int(meta.get("livestyle.macs_per_pixel", 0)),
             training=json.loads(meta.get("livestyle.training", "{}")),
+            upscale=meta.get("livestyle.upscale", "linear"),
         )
         if not isinstance(style.generator, dict):
             raise TypeError(f"livestyle.generator is {style.generator!r}, not an object")
+        if style.upscale not in UPSCALE_FLAGS:
+            raise ValueError(f"livestyle.upscale is {style.upscale!r}, not one of "
+                             f"{', '.join(UPSCALE_FLAGS)}")
     except (ValueError, TypeError) as e:
         raise StyleError(f"model {path} has malformed livestyle metadata: {e}") from None
     if version > FORMAT_VERSION:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,9 @@ import pytest
 import torch
 from torch import nn
 
+from livestyle.camera import Frame, SourceInfo
 from livestyle.generator import Generator, GeneratorConfig
+from livestyle.sinks.base import Sink
 from train.evaluate import read_clip
 from train.export import export_onnx
 
@@ -33,6 +36,45 @@ class Identity(nn.Module):
 
     def forward(self, x):
         return x
+
+
+class ListSource:
+    """The smallest source run_loop takes: the frames a test made, in order."""
+
+    def __init__(self, images):
+        self.images = list(images)
+        self.dropped = 0
+        first = next((i for i in self.images if isinstance(i, np.ndarray) and i.ndim > 1),
+                     np.zeros((1, 1, 3), np.uint8))
+        self.info = SourceInfo("test frames", first.shape[1], first.shape[0], 30.0)
+        self._i = 0
+        self.closed = False
+
+    def read(self, timeout=None):
+        if self._i >= len(self.images):
+            return None
+        frame = Frame(self.images[self._i], self._i, time.perf_counter())
+        self._i += 1
+        return frame
+
+    def close(self):
+        self.closed = True
+
+
+class RecordingSink(Sink):
+    """Keeps what it is sent (copies: the pipeline may reuse buffers)."""
+
+    name = "recording"
+
+    def __init__(self, delay: float = 0.0):
+        self.frames: list[np.ndarray] = []
+        self.delay = delay
+
+    def send(self, frame):
+        assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+        self.frames.append(frame.copy())
+        if self.delay:
+            time.sleep(self.delay)
 
 
 def read_all(path) -> list[np.ndarray]:

@@ -85,3 +85,24 @@ def test_postprocess_never_returns_the_backends_buffer():
 ])
 def test_auto_scale_stops_at_a_styles_native_side(w, h, gpu, native, want):
     assert auto_scale(w, h, gpu, native_side=native) == pytest.approx(want)
+
+
+def test_nearest_upscale_enlarges_pixel_for_pixel_and_shrinking_stays_linear():
+    """The cartoon's upscale: every output pixel is the stylized pixel it falls in (cv2's
+    nearest: source index floor(i * 4 / 5) for 512 -> 640), as the teacher enlarges its
+    flat colours; the default stays bilinear."""
+    rng = np.random.default_rng(0)
+    styled = rng.integers(0, 256, (8, 12, 3), np.uint8)
+    original = np.zeros((10, 15, 3), np.uint8)
+    near = postprocess(styled, original, upscale="nearest")
+    rows, cols = np.arange(10) * 8 // 10, np.arange(15) * 12 // 15
+    assert np.array_equal(near, styled[rows][:, cols])
+    linear = postprocess(styled, original)
+    assert linear.shape == near.shape and not np.array_equal(linear, near)
+    assert np.array_equal(postprocess(styled, original, upscale="linear"), linear)
+    # blending happens after the enlargement, whichever it is
+    half = postprocess(styled, original, 0.5, "nearest").astype(int)
+    assert np.abs(half - near.astype(int) / 2).max() <= 0.5
+    big = rng.integers(0, 256, (20, 30, 3), np.uint8)  # a result larger than the frame
+    assert np.array_equal(postprocess(big, original, upscale="nearest"),
+                          postprocess(big, original))

@@ -70,3 +70,35 @@ def test_calibration_keeps_the_ink_when_nothing_beats_it():
 def test_calibration_refuses_an_rgb_head():
     with pytest.raises(ValueError, match="toon head"):
         ink.calibrate(Generator(SIZES["fast"]), lambda b: b, SHARED / "content")
+
+
+def test_recalibrating_an_exported_style_writes_it_enlarged_its_teachers_way(tmp_path):
+    """`python -m train.ink`: an old cartoon student (no upscale recorded) comes back
+    calibrated and enlarged pixel for pixel like the cartoon teacher; nothing is replaced
+    unasked, and a painting is refused."""
+    import shutil
+
+    from livestyle.styles import read_style
+    from tests.conftest import random_generator
+    from train.data import find_images
+    from train.export import export_onnx
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for p in find_images(need(SHARED / "content"))[:2]:
+        shutil.copy(p, photos)
+    old = export_onnx(_toon(), tmp_path / "old.onnx", style="toon",
+                      training={"teacher": "cartoon", "long_side": 320})
+    out = tmp_path / "new.onnx"
+    assert ink.main([str(old), "--out", str(out), "--content-dir", str(photos)]) == 0
+    new = read_style(out)
+    assert (read_style(old).upscale, new.upscale) == ("linear", "nearest")
+    assert new.training["recalibrated"]["upscale"] == "nearest"
+    assert new.training["long_side"] == 320 and new.name == "toon"
+    before = out.read_bytes()
+    assert ink.main([str(old), "--out", str(out), "--content-dir", str(photos)]) == 2
+    assert out.read_bytes() == before
+    painting = export_onnx(random_generator(), tmp_path / "p.onnx", style="p",
+                           training={"style_image": "x.jpg"})
+    with pytest.raises(ValueError, match="not learned from a teacher"):
+        ink.recalibrate(painting, tmp_path / "p2.onnx", photos)

@@ -25,18 +25,18 @@ from onnx import TensorProto, helper
 from pyvirtualcam.camera import register_backend
 
 from livestyle import backends, cli, pipeline
-from livestyle.camera import FileSource, Frame, LiveSource, SourceInfo
+from livestyle.camera import FileSource, LiveSource
 from livestyle.config import RunConfig, SourceConfig
 from livestyle.keys import Controls
 from livestyle.pipeline import run, run_loop
-from livestyle.sinks.base import Sink, SinkError
+from livestyle.sinks.base import SinkError
 from livestyle.sinks.null import NullSink
 from livestyle.sinks.vcam import VirtualCameraSink
 from livestyle.sinks.video import VideoFileSink
 from livestyle.styles import resolve
 from livestyle.switching import StyleSwitcher
 from livestyle.timers import StageTimers
-from tests.conftest import CLIP, CLIP_640, REPO, need
+from tests.conftest import CLIP, CLIP_640, REPO, ListSource, RecordingSink, need
 
 CLIP_FRAMES = 62
 
@@ -64,45 +64,6 @@ def frames_reported(stderr: str) -> int:
 
 
 # -- test doubles -----------------------------------------------------------------------------
-
-class ListSource:
-    """The smallest source run_loop takes: the frames a test made, in order."""
-
-    def __init__(self, images):
-        self.images = list(images)
-        self.dropped = 0
-        first = next((i for i in self.images if isinstance(i, np.ndarray) and i.ndim > 1),
-                     np.zeros((1, 1, 3), np.uint8))
-        self.info = SourceInfo("test frames", first.shape[1], first.shape[0], 30.0)
-        self._i = 0
-        self.closed = False
-
-    def read(self, timeout=None):
-        if self._i >= len(self.images):
-            return None
-        frame = Frame(self.images[self._i], self._i, time.perf_counter())
-        self._i += 1
-        return frame
-
-    def close(self):
-        self.closed = True
-
-
-class RecordingSink(Sink):
-    """Keeps what it is sent (copies: the pipeline may reuse buffers)."""
-
-    name = "recording"
-
-    def __init__(self, delay: float = 0.0):
-        self.frames: list[np.ndarray] = []
-        self.delay = delay
-
-    def send(self, frame):
-        assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
-        self.frames.append(frame.copy())
-        if self.delay:
-            time.sleep(self.delay)
-
 
 class DeadCapture:
     """A device that opens but never delivers a frame (a camera another program holds)."""
@@ -431,6 +392,7 @@ def bad_models(styles_dir, tmp_path_factory) -> Path:
     onnx.save(_with_metadata(model, format="99"), str(d / "format-99.onnx"))
     onnx.save(_with_metadata(model, format="one"), str(d / "format-word.onnx"))
     onnx.save(_with_metadata(model, generator="{not json"), str(d / "bad-json.onnx"))
+    onnx.save(_with_metadata(model, upscale="cubic"), str(d / "bad-upscale.onnx"))
     # livestyle metadata on a graph that takes and gives float: it loads, then every frame fails
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, None, None, 3])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, None, None, 3])
@@ -448,6 +410,7 @@ BAD_MODELS = {
     "format-99.onnx": "format 99, newer",
     "format-word.onnx": "malformed livestyle metadata",
     "bad-json.onnx": "malformed livestyle metadata",
+    "bad-upscale.onnx": "livestyle.upscale is 'cubic', not one of linear, nearest",
     "float-io.onnx": "not a livestyle generator",
 }
 

@@ -190,3 +190,35 @@ def test_stroke_keys_step_through_the_scales():
     for _ in range(20):
         apply_action("finer", controls, switcher=None)
     assert controls.stroke == STROKES[0]
+
+
+@pytest.mark.parametrize("upscale", ["nearest", "linear"])
+def test_the_pipeline_enlarges_a_style_the_way_the_style_says(upscale, tmp_path):
+    """A student with a 32-px native side runs a 64x48 frame at 32x24; what reaches the sinks
+    is ONNX Runtime's 32x24 result enlarged the style's way, exactly."""
+    import cv2
+    import onnxruntime as ort
+
+    from livestyle.frames import UPSCALE_FLAGS, preprocess
+    from livestyle.keys import Controls
+    from livestyle.pipeline import run_loop
+    from tests.conftest import ListSource, RecordingSink, random_generator
+    from train.export import export_onnx
+
+    model = export_onnx(random_generator(seed=4), tmp_path / "toon.onnx", style="toon",
+                        training={"teacher": "cartoon", "long_side": 32}, upscale=upscale)
+    frame = np.random.default_rng(1).integers(0, 256, (48, 64, 3), np.uint8)
+    sink = RecordingSink()
+    switcher = StyleSwitcher([resolve(str(model))], "onnxruntime", log=lambda m: None)
+    try:
+        stats = run_loop(ListSource([frame]), switcher, [sink], None, Controls(),
+                         log=lambda m: None)
+    finally:
+        switcher.close()
+    assert stats.processing_size == (32, 24)
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    small = session.run(None, {"frame": preprocess(frame, (32, 24))[None]})[0][0]
+    want = cv2.resize(small, (64, 48), interpolation=UPSCALE_FLAGS[upscale])
+    other = cv2.resize(small, (64, 48), interpolation=UPSCALE_FLAGS[
+        "linear" if upscale == "nearest" else "nearest"])
+    assert np.array_equal(sink.frames[0], want) and not np.array_equal(want, other)

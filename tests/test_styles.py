@@ -164,3 +164,27 @@ def test_native_side_is_a_teacher_students_training_long_side(training, side, tm
     from livestyle.styles import Style
 
     assert Style("s", tmp_path / "s.onnx", "", {}, 0, training).native_side == side
+
+
+def test_a_style_says_how_it_is_enlarged_and_old_files_stay_linear(tmp_path):
+    """export_onnx records the upscale; a file without the key (exported before it existed)
+    reads as linear; export refuses a name the runtime would not know."""
+    from livestyle.styles import read_style
+    from tests.conftest import random_generator
+    from train.export import export_onnx
+
+    g = random_generator()
+    near = export_onnx(g, tmp_path / "near.onnx", style="near", upscale="nearest")
+    assert read_style(near).upscale == "nearest"
+    assert read_style(export_onnx(g, tmp_path / "lin.onnx", style="lin")).upscale == "linear"
+    import onnx
+
+    model = onnx.load(str(near))
+    kept = [p for p in model.metadata_props if p.key != "livestyle.upscale"]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    onnx.save(model, str(tmp_path / "old.onnx"))
+    assert read_style(tmp_path / "old.onnx").upscale == "linear"
+    with pytest.raises(ValueError, match="'cubic' is not one of linear, nearest"):
+        export_onnx(g, tmp_path / "bad.onnx", style="bad", upscale="cubic")
+    assert not (tmp_path / "bad.onnx").exists()

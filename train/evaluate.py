@@ -121,10 +121,10 @@ def camera_frame(path: Path, size: tuple[int, int] = EVAL_SIZE) -> np.ndarray:
 
 def product_runner(backend, style):
     """frame -> styled frame, the way the pipeline does it (auto scale, the style's native
-    side, blend 1)."""
+    side and upscale, blend 1)."""
     def run(bgr: np.ndarray) -> np.ndarray:
         size = generator_size(bgr, None, 1.0, backend.name, style.native_side)
-        return postprocess(backend.infer(preprocess(bgr, size)), bgr)
+        return postprocess(backend.infer(preprocess(bgr, size)), bgr, upscale=style.upscale)
     return run
 
 
@@ -230,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--styles", default=None, help="comma list of names or .onnx paths (default: engines/)")
     p.add_argument("--photos", type=int, default=24, help="held-out photos to use")
     p.add_argument("--out", default=str(REPO / "docs" / "quality"), help="output stem (.md/.json)")
+    p.add_argument("--update", action="store_true",
+                   help="replace only these styles' rows in the existing --out table")
     a = p.parse_args(argv)
     paths = ([Path(s) if s.endswith(".onnx") else style_files()[s] for s in a.styles.split(",")]
              if a.styles else sorted(BUNDLED_DIR.glob("*.onnx")))
@@ -243,6 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evaluating {path.stem} ...", flush=True)
         rows.append(evaluate_style(path, photos, clips, loss_net))
     out = Path(a.out)
+    if a.update and out.with_suffix(".json").exists():
+        fresh = {r["style"] for r in rows}
+        kept = [r for r in json.loads(out.with_suffix(".json").read_text())
+                if r["style"] not in fresh]
+        rows = sorted(kept + rows, key=lambda r: r["style"])
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out.with_suffix(".json"), json.dumps(rows, indent=2))
     write_atomic(out.with_suffix(".md"), markdown(rows))

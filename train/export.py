@@ -16,6 +16,7 @@ import onnx
 import torch
 
 from livestyle.atomic import write_atomic
+from livestyle.frames import UPSCALE_FLAGS
 from livestyle.generator import Generator, PixelWrapper, macs_per_pixel
 from livestyle.metrics import psnr
 from livestyle.styles import FORMAT_VERSION, IO_CONVENTION
@@ -25,8 +26,9 @@ OPSET = 17
 
 def export_onnx(generator: Generator, path: str | Path, *, style: str, description: str = "",
                 training: dict | None = None, check_images: list[np.ndarray] | None = None,
-                min_psnr: float = 40.0) -> Path:
-    """Write `generator` to `path` atomically; return the path.
+                min_psnr: float = 40.0, upscale: str = "linear") -> Path:
+    """Write `generator` to `path` atomically; return the path. `upscale`: how the runtime
+    enlarges its output to the frame (livestyle.frames.UPSCALE_FLAGS).
 
     `check_images` (uint8 BGR HxWx3) are run through PyTorch and ONNX Runtime; if the two
     disagree (PSNR below `min_psnr`) nothing is written and ValueError says by how much.
@@ -42,7 +44,10 @@ def export_onnx(generator: Generator, path: str | Path, *, style: str, descripti
         "livestyle.generator": json.dumps(generator.cfg.to_dict()),
         "livestyle.macs_per_pixel": str(macs_per_pixel(generator.cfg)),
         "livestyle.training": json.dumps(training or {}),
+        "livestyle.upscale": upscale,
     }
+    if upscale not in UPSCALE_FLAGS:
+        raise ValueError(f"upscale {upscale!r} is not one of {', '.join(UPSCALE_FLAGS)}")
     with torch.no_grad(), warnings.catch_warnings():
         # the exporter's notes on instance norm and reversed slices are expected here
         warnings.simplefilter("ignore")

@@ -7,10 +7,18 @@ on the logit (sigmoid(gain * logit + bias)) sharpen and shift the coverage; they
 outline channel of the head's last convolution, so the exported graph and its cost do not
 change. Both are picked by grid search for the best mean PSNR against the teacher on training
 photos framed like a 640x480 camera (never on the held-out photos the evaluation uses), each
-run the way `livestyle run` runs it: at the style's native side, then scaled to the frame.
+run the way `livestyle run` runs it: at the style's native side, then enlarged to the frame the
+way its teacher enlarges (the cartoon: pixel for pixel).
+
+`python -m train.ink STYLE.onnx --out NEW.onnx` calibrates an exported toon style again and
+writes it enlarged its teacher's way (for a style exported before that was part of a style).
 """
 
 from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,6 +28,7 @@ from livestyle.generator import Generator
 from livestyle.metrics import psnr
 from livestyle.pipeline import generator_size
 
+from .config import DEFAULT_CONTENT
 from .data import split_images
 from .evaluate import camera_frame
 
@@ -43,9 +52,9 @@ def _inked(base: np.ndarray, logit: np.ndarray, gain: float, bias: float) -> np.
 
 
 def calibrate(generator: Generator, teacher, content_dir, n_photos: int = 16,
-              native_side: int | None = None, log=print) -> dict:
+              native_side: int | None = None, upscale: str = "linear", log=print) -> dict:
     """Pick the ink gain and bias on `n_photos` training photos and fold them into
-    `generator` (in place). `native_side`: the style's (styles.Style.native_side). Returns
+    `generator` (in place). `native_side` and `upscale`: the style's (styles.Style). Returns
     what was picked and the PSNR before and after."""
     if generator.cfg.head != "toon":
         raise ValueError("ink calibration is for generators with a toon head")
@@ -58,8 +67,8 @@ def calibrate(generator: Generator, teacher, content_dir, n_photos: int = 16,
                f, teacher(f)) for f in frames]
 
     def score(gain: float, bias: float) -> float:
-        return float(np.mean([psnr(postprocess(_inked(b, lg, gain, bias), f), t)
-                              for (b, lg), f, t in cached]))
+        return float(np.mean([psnr(postprocess(_inked(b, lg, gain, bias), f, upscale=upscale),
+                                   t) for (b, lg), f, t in cached]))
 
     before = score(1.0, 0.0)
     best = max(((g, b) for g in GAINS for b in BIASES), key=lambda gb: score(*gb))
@@ -75,3 +84,51 @@ def calibrate(generator: Generator, teacher, content_dir, n_photos: int = 16,
     log(f"ink calibrated on {len(frames)} training photos at 640x480: gain {best[0]:g}, "
         f"bias {best[1]:+g}; PSNR vs teacher {before:.2f} -> {after:.2f} dB")
     return result
+
+
+def recalibrate(style_path: str | Path, out: str | Path, content_dir=DEFAULT_CONTENT,
+                overwrite: bool = False, log=print) -> Path:
+    """An exported toon style calibrated again, with its teacher's upscale, written to `out`
+    (atomically; an existing `out` only with `overwrite`). ValueError says what is wrong."""
+    from livestyle.backends.torch import load_generator
+    from livestyle.styles import read_style
+
+    from .export import export_onnx
+    from .teachers import get_teacher
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ValueError(f"{out} already exists; pass --overwrite to replace it")
+    style = read_style(style_path)
+    if not style.training.get("teacher"):
+        raise ValueError(f"{style_path} was not learned from a teacher: nothing to calibrate")
+    teacher = get_teacher(style.training["teacher"])
+    upscale = getattr(teacher, "upscale", "linear")
+    generator = load_generator(style_path)
+    result = calibrate(generator, teacher, content_dir, native_side=style.native_side,
+                       upscale=upscale, log=log)
+    frames = [camera_frame(p) for p in split_images(content_dir)[0][:2]]
+    training = style.training | {"recalibrated": result | {"upscale": upscale}}
+    return export_onnx(generator, out, style=style.name, description=style.description,
+                       training=training, check_images=frames, upscale=upscale)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train.ink", description=__doc__.split("\n")[0])
+    p.add_argument("style", help="an exported toon style (.onnx)")
+    p.add_argument("--out", required=True, help="where to write the calibrated style")
+    p.add_argument("--content-dir", default=str(DEFAULT_CONTENT),
+                   help="the photos it was trained on (calibration uses training photos only)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    a = p.parse_args(argv)
+    try:
+        path = recalibrate(a.style, a.out, a.content_dir, a.overwrite)
+    except ValueError as e:
+        print(f"python -m train.ink: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

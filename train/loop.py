@@ -427,9 +427,11 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                 "train_seconds": round(seconds_before + time.perf_counter() - t_start),
                 "resumed_from_step": start}
             generator = shown.cpu().eval()
+            upscale = getattr(teacher, "upscale", "linear")
             if toon and teacher is not None:  # sharpen/shift the soft outline coverage
                 meta_training["ink"] = ink.calibrate(generator, teacher, cfg.content_folder,
                                                      native_side=native_side(meta_training),
+                                                     upscale=upscale,
                                                      log=lambda m: print(m, file=sys.stderr))
             descriptions = cfg.description.split("|")
             outs = []
@@ -438,7 +440,8 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                 outs.append(export_onnx(
                     one, cfg.model_dir / f"{name}.onnx", style=name,
                     description=descriptions[k % len(descriptions)],
-                    training=meta_training | {"style_index": k}, check_images=checks))
+                    training=meta_training | {"style_index": k}, check_images=checks,
+                    upscale=upscale))
                 print(f"wrote {outs[-1]}; run it with: livestyle run --style "
                       f"{name if cfg.found_by_name else shlex.quote(str(outs[-1]))}",
                       file=sys.stderr)

@@ -76,7 +76,10 @@ cartoon() {
   fi
   # 2. at the teacher's own 512-px working side (the style's native side: it runs there and is
   # upscaled, 0.64x the pixels of 640x480), its head grown to 16 channels and 3 convolutions;
-  # the shipped run was stopped at step 4,249 and resumed with --ema, which it exports
+  # the shipped run was stopped at step 4,249 and resumed with --ema, which it exports; its
+  # export predates the upscale in a style's metadata, so the shipped file was then calibrated
+  # again and marked to be enlarged pixel for pixel by `python -m train.ink` (engines/README.md);
+  # this export now does both itself
   python -m train "${CARTOON[@]}" --size toon-wide --long-side 512 --steps 6000 --lr 0.0005 \
     --lr-final 0.00005 --ema 0.998 --init-from runs/cartoon-640/cartoon.onnx "${COMMON[@]}" \
     --run-dir runs/cartoon-512 $(resume cartoon-512/cartoon)
