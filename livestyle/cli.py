@@ -47,6 +47,10 @@ def _run_parser(sub) -> None:
     p.add_argument("--stroke", type=float, default=1.0,
                    help="stroke scale, 0.5-4: 2 draws strokes and outlines twice as large (the "
                         "generator runs at half the processing size, upscaled); live: [ and ]")
+    p.add_argument("--upscale", default="style",
+                   help="how the smaller stylized frame is enlarged to the frame: the style's "
+                        "own way (the cartoon: pixel for pixel, crisp, like its teacher; the "
+                        "others: linear), linear (smoother), or nearest (default: style)")
     p.add_argument("--vcam", action="store_true", help="also send to a virtual camera")
     p.add_argument("--vcam-device", default=None, help="e.g. /dev/video10 (default: first found)")
     p.add_argument("--vcam-backend", default=None,
@@ -134,6 +138,7 @@ def cmd_run(a) -> int:
     cfg = RunConfig(styles=tuple(a.style),
                     source=SourceConfig(a.source, w, h, a.fps, loop=a.loop),
                     backend=a.backend, scale=a.scale, blend=a.blend, stroke=a.stroke,
+                    upscale=a.upscale,
                     preview=a.preview,
                     vcam=a.vcam, vcam_device=a.vcam_device, vcam_backend=a.vcam_backend, output=a.output,
                     output_size=out_size,

@@ -10,6 +10,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from livestyle.frames import UPSCALE_FLAGS
+
 
 class ConfigError(ValueError):
     """A setting that cannot work; the message names the flag and what to do."""
@@ -57,6 +59,7 @@ class RunConfig:
     blend: float = 1.0  # 1 = fully stylized, 0 = the original
     stroke: float = 1.0  # stroke scale: the generator runs at 1/stroke of the processing size,
     # so strokes and outlines come out this many times larger (and it runs faster)
+    upscale: str = "style"  # how a smaller result is enlarged: the style's way, linear, nearest
     preview: bool = True  # a window with HUD and keys
     vcam: bool = False  # a virtual camera for Zoom / Meet / OBS
     vcam_device: str | None = None  # e.g. /dev/video10; None = the first loopback device
@@ -81,6 +84,9 @@ class RunConfig:
         if not 0.5 <= self.stroke <= 4.0:
             raise ConfigError(f"--stroke {self.stroke} is out of range: use 0.5-4 (2 = strokes "
                               "twice as large)")
+        if self.upscale not in ("style", *UPSCALE_FLAGS):
+            raise ConfigError(f"--upscale {self.upscale!r} is not one of style, "
+                              f"{', '.join(UPSCALE_FLAGS)}")
         if not 0.0 <= self.blend <= 1.0:
             raise ConfigError(f"--blend {self.blend} is out of range: use 0.0-1.0")
         s = self.source

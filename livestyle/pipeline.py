@@ -78,7 +78,8 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | 
     def deliver(bgr: np.ndarray, styled: np.ndarray) -> None:
         t = time.perf_counter()
         blend = 0.0 if controls.show_original else controls.blend
-        out = postprocess(styled, bgr, blend, switcher.style.upscale)
+        upscale = switcher.style.upscale if controls.upscale == "style" else controls.upscale
+        out = postprocess(styled, bgr, blend, upscale)
         t2 = time.perf_counter()
         timers.add("postprocess", t2 - t)
         for sink in sinks:
@@ -204,6 +205,7 @@ class Pipeline:
         self.cfg, self.log = cfg, log
         self.controls = controls or Controls()
         self.controls.blend, self.controls.stroke = cfg.blend, cfg.stroke
+        self.controls.upscale = cfg.upscale
         self.switcher: StyleSwitcher | None = None
         self.output = None  # the video or image sink of --output
         self.preview: PreviewWindow | None = None
@@ -278,7 +280,8 @@ class Pipeline:
         """The next `frames` frames of the source through the style to no sink and no
         window, uncounted: what the first frames pay (compilation, allocation) is paid before
         a measurement starts."""
-        controls = Controls(blend=self.cfg.blend, stroke=self.cfg.stroke)
+        controls = Controls(blend=self.cfg.blend, stroke=self.cfg.stroke,
+                            upscale=self.cfg.upscale)
         run_loop(self.source, self.switcher, [], self.cfg.scale, controls, max_frames=frames,
                  log=self.log)
 

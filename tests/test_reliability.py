@@ -450,6 +450,7 @@ def test_styles_lists_bad_files_as_unreadable(bad_models, styles_dir, tmp_path):
     (["--size", "640"], "--size '640' is not WxH"),
     (["--blend", "3"], "--blend 3.0 is out of range"),
     (["--blend", "half"], "invalid float value"),
+    (["--upscale", "cubic"], "--upscale 'cubic' is not one of style, linear, nearest"),
     (["--fps", "0"], "--fps 0.0 is out of range"),
     (["--fps", "nan"], "--fps nan is out of range"),
     (["--scale", "0"], "--scale 0.0 is out of range"),

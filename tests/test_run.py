@@ -222,3 +222,12 @@ def test_the_pipeline_enlarges_a_style_the_way_the_style_says(upscale, tmp_path)
     other = cv2.resize(small, (64, 48), interpolation=UPSCALE_FLAGS[
         "linear" if upscale == "nearest" else "nearest"])
     assert np.array_equal(sink.frames[0], want) and not np.array_equal(want, other)
+    # --upscale overrides the style's way
+    switcher = StyleSwitcher([resolve(str(model))], "onnxruntime", log=lambda m: None)
+    try:
+        run_loop(ListSource([frame]), switcher, [sink], None,
+                 Controls(upscale="linear" if upscale == "nearest" else "nearest"),
+                 log=lambda m: None)
+    finally:
+        switcher.close()
+    assert np.array_equal(sink.frames[1], other)
