@@ -27,8 +27,10 @@ def display():
                     ".ci/run installs them)")
     num = next((n for n in range(90 + os.getpid() % 9, 200)  # one no server holds
                 if not os.path.exists(f"/tmp/.X{n}-lock")), None)
-    proc = subprocess.Popen(["Xvfb", f":{num}", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # -noreset: by default the server resets when its last client leaves (each test's
+    # livestyle), and a client connecting during the reset is refused ("could not connect")
+    proc = subprocess.Popen(["Xvfb", f":{num}", "-screen", "0", "1024x768x24", "-nolisten", "tcp",
+                             "-noreset"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # ready when it answers a client, not when its socket file appears
     env = {**os.environ, "DISPLAY": f":{num}"}
     for _ in range(100):
