@@ -2,8 +2,8 @@
 
 preprocess: any frame a source gives (gray, BGRA, 16-bit, float, odd sizes) -> uint8 BGR at
 the processing size. postprocess: the stylized frame -> the output size (enlarged the way
-the style asks, styles.Style.upscale), blended with the original. Pixel format conversion to float
-and back lives inside the model graph.
+the style asks, styles.Style.upscale), blended with the original. Pixel format conversion to
+float and back lives inside the model graph.
 """
 
 from __future__ import annotations
