@@ -26,6 +26,12 @@ def python_startup_seconds() -> float:
     return max(times)
 
 
+def _sigint_default():
+    """In the child before it starts: Ctrl-C at its default, whatever this process inherited
+    (a background job of a script starts with SIGINT ignored, and so would its children)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_start_up_prints_one_line_and_exits_130(tmp_path, styles_dir):
     base = python_startup_seconds()
     out = tmp_path / "out.mp4"
@@ -39,7 +45,7 @@ def test_ctrl_c_during_start_up_prints_one_line_and_exits_130(tmp_path, styles_d
              str(need(CLIP)), "--style", str(styles_dir / "rand-a.onnx"), "--backend", "openvino",
              "-o", str(out), "--no-preview", "--loop"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "DISPLAY": ""})
+            env={**os.environ, "DISPLAY": ""}, preexec_fn=_sigint_default)
         time.sleep(base + delay)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
@@ -105,6 +111,9 @@ def test_a_signal_held_by_deferred_interrupts_acts_when_the_block_ends():
 
     got: list[int] = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+    # Python's own Ctrl-C handler before the block, whatever pytest was started with (a
+    # background job of a script starts with SIGINT ignored, and then nothing would raise)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt):
             with deferred_interrupts():
@@ -119,3 +128,4 @@ def test_a_signal_held_by_deferred_interrupts_acts_when_the_block_ends():
             pass  # nothing held: nothing raised
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
