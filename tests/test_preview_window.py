@@ -16,15 +16,18 @@ from livestyle import backends
 from tests.conftest import CLIP, need, read_all
 from tests.test_reliability import count_frames, frames_reported
 
-TOOLS = ("Xvfb", "xdotool", "import")
+TOOLS = ("Xvfb", "xdotool", "import", "openbox", "wmctrl")
 
 
 @pytest.fixture(scope="module")
 def display():
+    """An X display with a window manager, as on a desktop. Without one, Qt 5 left the new
+    window black for good in 6 of 40 runs of a 20-line OpenCV script while both cores were
+    busy (mapped, viewable, the right size, every imshow returning); with openbox, 0 of 40."""
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
-        pytest.skip(f"needs {', '.join(missing)} (apt-get install xvfb xdotool imagemagick; "
-                    ".ci/run installs them)")
+        pytest.skip(f"needs {', '.join(missing)} (apt-get install xvfb xdotool imagemagick "
+                    "openbox wmctrl; .ci/run installs them)")
     num = next((n for n in range(90 + os.getpid() % 9, 200)  # one no server holds
                 if not os.path.exists(f"/tmp/.X{n}-lock")), None)
     # -noreset: by default the server resets when its last client leaves (each test's
@@ -41,7 +44,13 @@ def display():
     else:
         proc.kill()
         pytest.fail(f"Xvfb is installed but did not start on :{num} within 10 s")
+    wm = subprocess.Popen(["openbox"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          env=env)
+    wait_for(lambda: subprocess.run(["wmctrl", "-m"], capture_output=True,
+                                    env=env).returncode == 0, what="the window manager")
     yield f":{num}"
+    wm.terminate()
+    wm.wait(timeout=10)
     proc.terminate()
     proc.wait(timeout=10)
 
@@ -97,22 +106,32 @@ def test_window_shows_styles_switches_toggles_and_quits(display, styles_dir, tmp
 
         def press(key):
             x(display, "xdotool", "key", "--window", window, key)
-            time.sleep(0.6)  # a few frames at 12.5 fps
+
+        def shows(frames, what):
+            """Wait (a loaded machine may take a while to draw the next frame) until the
+            window shows one of `frames`; fail naming `what` and the closest it came."""
+            seen = []
+
+            def close_enough():
+                seen.append(nearest(screenshot(display, window), frames))
+                return seen[-1] < 3
+
+            try:
+                wait_for(close_enough, timeout=15, what=what, proc=proc, log=log)
+            except AssertionError as e:
+                raise AssertionError(f"{e}\nclosest mean difference: {min(seen, default=None)}")
 
         press("h")  # HUD off, so the screenshot is the picture alone
-        shot = screenshot(display, window)
-        assert nearest(shot, styled["rand-a"]) < 3, "window does not show style rand-a"
-        assert nearest(shot, src) > 20, "window shows the unstyled frame"
+        shows(styled["rand-a"], "the window showing style rand-a")
+        assert nearest(screenshot(display, window), src) > 20, "window shows the unstyled frame"
 
         press("n")
         wait_for(lambda: "style: rand-b" in log.read_text(), what="switch to rand-b",
                  proc=proc, log=log)
-        time.sleep(0.5)
-        shot = screenshot(display, window)
-        assert nearest(shot, styled["rand-b"]) < 3, "after n, the window does not show rand-b"
+        shows(styled["rand-b"], "the window showing rand-b after n")
 
         press("space")  # show the original
-        assert nearest(screenshot(display, window), src) < 3, "space did not show the original"
+        shows(src, "the window showing the original after space")
 
         press("s")  # snapshot of what is shown: the original frame
         wait_for(lambda: list(tmp_path.glob("livestyle-*.png")), what="snapshot", proc=proc,
@@ -197,8 +216,13 @@ def test_snapshots_never_collide_and_unwritable_folders_are_reported(display, st
             before = red_pixels(screenshot(display, window))
             x(display, "xdotool", "key", "--delay", "150", "--window", window, "s", "s", "s")  # in 0.3 s
             wait_for(lambda: log.read_text().count("snapshot ") >= 3, what="three snapshots")
-            time.sleep(0.5)
-            after = red_pixels(screenshot(display, window))
+            if folder is snaps:  # nothing to wait for: a few frames, then no red must show
+                time.sleep(0.5)
+                assert red_pixels(screenshot(display, window)) - before < 30, "error shown"
+            else:  # the failure shows in red for 4 s: a frame must show it meanwhile
+                wait_for(lambda: red_pixels(screenshot(display, window)) - before > 30,
+                         timeout=3.5, what="the HUD showing the failed snapshot in red",
+                         proc=proc, log=log)
             x(display, "xdotool", "key", "--window", window, "q")
             assert proc.wait(timeout=20) == 0
         finally:
@@ -210,37 +234,18 @@ def test_snapshots_never_collide_and_unwritable_folders_are_reported(display, st
             files = sorted(snaps.glob("livestyle-identity-*.png"))
             assert len(files) == 3 == text.count("snapshot saved to"), (files, text)
             assert all(cv2.imread(str(f)).shape == (270, 480, 3) for f in files)
-            assert after - before < 30  # no error shown
         else:
             assert "snapshot saved" not in text and text.count("snapshot NOT saved") == 3, text
-            assert after - before > 30, "the HUD does not show the failed snapshot"
             assert not folder.exists() if folder is missing else not list(folder.iterdir())
 
 
-@pytest.fixture(scope="module")
-def wm_display(display):
-    """The display with a window manager (openbox), so windows have a title-bar close."""
-    missing = [t for t in ("openbox", "wmctrl") if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (apt-get install openbox wmctrl; .ci/run "
-                    "installs them)")
-    wm = subprocess.Popen(["openbox"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                          env={**os.environ, "DISPLAY": display})
-    wait_for(lambda: subprocess.run(["wmctrl", "-m"], capture_output=True,
-                                    env={**os.environ, "DISPLAY": display}).returncode == 0,
-             what="the window manager")
-    yield display
-    wm.terminate()
-    wm.wait(timeout=10)
-
-
-def test_close_button_quits_like_q_and_finalizes_the_output(wm_display, styles_dir, tmp_path):
+def test_close_button_quits_like_q_and_finalizes_the_output(display, styles_dir, tmp_path):
     out = tmp_path / "out.mp4"
-    proc, log, window = run_window(wm_display, styles_dir, tmp_path, "-o", str(out))
+    proc, log, window = run_window(display, styles_dir, tmp_path, "-o", str(out))
     try:
         time.sleep(1.0)
         # what the title bar's close button sends: a polite close request from the WM
-        x(wm_display, "wmctrl", "-c", "livestyle")
+        x(display, "wmctrl", "-c", "livestyle")
         rc = proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
