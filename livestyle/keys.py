@@ -24,8 +24,6 @@ class Controls:
     blend: float = 1.0
     stroke: float = 1.0  # the generator runs at 1/stroke of the processing size: larger
     # strokes and outlines, and faster ([ and ] change it live)
-    upscale: str = "style"  # how the result is enlarged: the style's way (Style.upscale) or
-    # one of frames.UPSCALE_FLAGS for every style (--upscale)
     show_original: bool = False
     hud: bool = True
     quit: bool = False

@@ -64,11 +64,13 @@ def generator_size(bgr: np.ndarray, scale: float | None, stroke: float,
 
 def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | None,
              controls: Controls, preview: PreviewWindow | None = None, max_frames: int = 0,
-             snapshot_dir: str = ".", log=print, on_frame=None) -> RunStats:
+             snapshot_dir: str = ".", log=print, on_frame=None,
+             upscale: str = "style") -> RunStats:
     """Drive frames from `source` through the current style into every sink until the source
     ends, `q` is pressed or `max_frames` have been read (each is delivered). `scale` None
-    picks one per frame size (frames.auto_scale). `on_frame(n)` is called after the n-th
-    frame is delivered."""
+    picks one per frame size (frames.auto_scale); `upscale` "style" enlarges each result the
+    current style's way (Style.upscale), a frames.UPSCALE_FLAGS name every style that way.
+    `on_frame(n)` is called after the n-th frame is delivered."""
     timers = StageTimers()
     stats = RunStats(backend=switcher.backend.name)
     dropped_before = source.dropped  # a source read before (a warm-up) counts its own drops
@@ -78,8 +80,8 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | 
     def deliver(bgr: np.ndarray, styled: np.ndarray) -> None:
         t = time.perf_counter()
         blend = 0.0 if controls.show_original else controls.blend
-        upscale = switcher.style.upscale if controls.upscale == "style" else controls.upscale
-        out = postprocess(styled, bgr, blend, upscale)
+        out = postprocess(styled, bgr, blend,
+                          switcher.style.upscale if upscale == "style" else upscale)
         t2 = time.perf_counter()
         timers.add("postprocess", t2 - t)
         for sink in sinks:
@@ -205,7 +207,6 @@ class Pipeline:
         self.cfg, self.log = cfg, log
         self.controls = controls or Controls()
         self.controls.blend, self.controls.stroke = cfg.blend, cfg.stroke
-        self.controls.upscale = cfg.upscale
         self.switcher: StyleSwitcher | None = None
         self.output = None  # the video or image sink of --output
         self.preview: PreviewWindow | None = None
@@ -274,16 +275,15 @@ class Pipeline:
         cfg = self.cfg
         return run_loop(self.source, self.switcher, self.sinks, cfg.scale, self.controls,
                         self.preview, cfg.max_frames, cfg.snapshot_dir, log=self.log,
-                        on_frame=on_frame)
+                        on_frame=on_frame, upscale=cfg.upscale)
 
     def warm_up(self, frames: int) -> None:
         """The next `frames` frames of the source through the style to no sink and no
         window, uncounted: what the first frames pay (compilation, allocation) is paid before
         a measurement starts."""
-        controls = Controls(blend=self.cfg.blend, stroke=self.cfg.stroke,
-                            upscale=self.cfg.upscale)
+        controls = Controls(blend=self.cfg.blend, stroke=self.cfg.stroke)
         run_loop(self.source, self.switcher, [], self.cfg.scale, controls, max_frames=frames,
-                 log=self.log)
+                 log=self.log, upscale=self.cfg.upscale)
 
     def progress_hook(self, progress):
         """on_frame for `run` that drives `progress` (livestyle.progress.Progress) for a file

@@ -93,7 +93,7 @@ def test_recalibrating_an_exported_style_writes_it_enlarged_its_teachers_way(tmp
     assert ink.main([str(old), "--out", str(out), "--content-dir", str(photos)]) == 0
     new = read_style(out)
     assert (read_style(old).upscale, new.upscale) == ("linear", "nearest")
-    assert new.training["recalibrated"]["upscale"] == "nearest"
+    assert new.training["recalibrated"]["photos"] == 2
     assert new.training["long_side"] == 320 and new.name == "toon"
     before = out.read_bytes()
     assert ink.main([str(old), "--out", str(out), "--content-dir", str(photos)]) == 2

@@ -30,8 +30,9 @@ def display():
                     "openbox wmctrl; .ci/run installs them)")
     num = next((n for n in range(90 + os.getpid() % 9, 200)  # one no server holds
                 if not os.path.exists(f"/tmp/.X{n}-lock")), None)
-    # -noreset: by default the server resets when its last client leaves (each test's
-    # livestyle), and a client connecting during the reset is refused ("could not connect")
+    # -noreset: by default the server resets whenever its last client leaves and refuses a
+    # client that connects meanwhile ("could not connect"); openbox stays connected, but the
+    # display must not depend on that
     proc = subprocess.Popen(["Xvfb", f":{num}", "-screen", "0", "1024x768x24", "-nolisten", "tcp",
                              "-noreset"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # ready when it answers a client, not when its socket file appears
@@ -92,6 +93,21 @@ def wait_for(predicate, timeout=30.0, what="condition", proc=None, log=None):
                          f"{log.read_text() if log else '(not captured)'}")
 
 
+def wait_shows(display, window, frames, what, proc, log):
+    """Wait (a loaded machine may take a while to draw the next frame) until the window shows
+    one of `frames`; fail naming `what` and the closest it came."""
+    seen = []
+
+    def close_enough():
+        seen.append(nearest(screenshot(display, window), frames))
+        return seen[-1] < 3
+
+    try:
+        wait_for(close_enough, timeout=15, what=what, proc=proc, log=log)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nclosest mean difference: {min(seen, default=None)}") from None
+
+
 def test_window_shows_styles_switches_toggles_and_quits(display, styles_dir, tmp_path):
     clip = need(CLIP)
     src = read_all(clip)
@@ -108,18 +124,7 @@ def test_window_shows_styles_switches_toggles_and_quits(display, styles_dir, tmp
             x(display, "xdotool", "key", "--window", window, key)
 
         def shows(frames, what):
-            """Wait (a loaded machine may take a while to draw the next frame) until the
-            window shows one of `frames`; fail naming `what` and the closest it came."""
-            seen = []
-
-            def close_enough():
-                seen.append(nearest(screenshot(display, window), frames))
-                return seen[-1] < 3
-
-            try:
-                wait_for(close_enough, timeout=15, what=what, proc=proc, log=log)
-            except AssertionError as e:
-                raise AssertionError(f"{e}\nclosest mean difference: {min(seen, default=None)}")
+            wait_shows(display, window, frames, what, proc, log)
 
         press("h")  # HUD off, so the screenshot is the picture alone
         shows(styled["rand-a"], "the window showing style rand-a")

@@ -225,9 +225,8 @@ def test_the_pipeline_enlarges_a_style_the_way_the_style_says(upscale, tmp_path)
     # --upscale overrides the style's way
     switcher = StyleSwitcher([resolve(str(model))], "onnxruntime", log=lambda m: None)
     try:
-        run_loop(ListSource([frame]), switcher, [sink], None,
-                 Controls(upscale="linear" if upscale == "nearest" else "nearest"),
-                 log=lambda m: None)
+        run_loop(ListSource([frame]), switcher, [sink], None, Controls(), log=lambda m: None,
+                 upscale="linear" if upscale == "nearest" else "nearest")
     finally:
         switcher.close()
     assert np.array_equal(sink.frames[1], other)

@@ -94,7 +94,7 @@ def recalibrate(style_path: str | Path, out: str | Path, content_dir=DEFAULT_CON
     from livestyle.styles import read_style
 
     from .export import export_onnx
-    from .teachers import get_teacher
+    from .teachers import get_teacher, upscale_of
 
     out = Path(out)
     if out.exists() and not overwrite:
@@ -103,12 +103,12 @@ def recalibrate(style_path: str | Path, out: str | Path, content_dir=DEFAULT_CON
     if not style.training.get("teacher"):
         raise ValueError(f"{style_path} was not learned from a teacher: nothing to calibrate")
     teacher = get_teacher(style.training["teacher"])
-    upscale = getattr(teacher, "upscale", "linear")
+    upscale = upscale_of(teacher)
     generator = load_generator(style_path)
     result = calibrate(generator, teacher, content_dir, native_side=style.native_side,
                        upscale=upscale, log=log)
     frames = [camera_frame(p) for p in split_images(content_dir)[0][:2]]
-    training = style.training | {"recalibrated": result | {"upscale": upscale}}
+    training = style.training | {"recalibrated": result}
     return export_onnx(generator, out, style=style.name, description=style.description,
                        training=training, check_images=frames, upscale=upscale)
 

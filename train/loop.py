@@ -30,7 +30,7 @@ from .data import CropSampler, read_rgb, split_images, to_tensor
 from .export import export_onnx
 from .grow import can_grow, grow
 from .lossnet import build_loss_net
-from .teachers import KEEPS_COLOUR, get_teacher
+from .teachers import KEEPS_COLOUR, get_teacher, upscale_of
 
 SAMPLE_SIDE = 256
 # settings a resumed run may change: more --steps extends a run (the learning rate follows
@@ -427,7 +427,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                 "train_seconds": round(seconds_before + time.perf_counter() - t_start),
                 "resumed_from_step": start}
             generator = shown.cpu().eval()
-            upscale = getattr(teacher, "upscale", "linear")
+            upscale = upscale_of(teacher)
             if toon and teacher is not None:  # sharpen/shift the soft outline coverage
                 meta_training["ink"] = ink.calibrate(generator, teacher, cfg.content_folder,
                                                      native_side=native_side(meta_training),

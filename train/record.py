@@ -80,8 +80,11 @@ def main() -> int:
             f"`bash train/make_styles.sh paintings`: one network with conditional instance norm "
             f"for {len(images)} paintings, this is style {t.get('style_index', 0)}")
         if t.get("recalibrated"):  # exported, then calibrated again (train/ink.py)
+            r = t["recalibrated"]
             how += (f", then `python -m train.ink engines/{s.name}.onnx --out "
-                    f"engines/{s.name}.onnx --overwrite`")
+                    f"engines/{s.name}.onnx --overwrite` (ink gain {r['ink_gain']:g}, bias "
+                    f"{r['ink_bias']:+g} on top of the first calibration; enlarged "
+                    f"{'pixel for pixel' if s.upscale == 'nearest' else 'bilinearly'})")
         rows.append(f"| {s.name} | {source} | {how} | {t.get('steps_done', '?')} | {wall} | "
                     f"{s.macs_per_pixel} | {path.stat().st_size / 1024:.0f} KB | {prov} |")
     rows += ["", "Wall times are on a shared 2-core AMD EPYC (no GPU), often with other jobs running, "
@@ -97,11 +100,10 @@ def main() -> int:
              "the row above, grew its head to 16 channels and 3 convolutions (train/grow.py) and "
              "trained it at the teacher's 512-px working side, where it runs; the weights shipped "
              "are the moving average of its last steps (--ema, from the step it was resumed at), "
-             "and its ink was calibrated on 16 training photos (train/ink.py). On 2026-11-26 "
-             "the exported cartoon was calibrated again by `python -m train.ink` (gain 1, bias "
-             "-0.25 on top of the first calibration) and marked to be enlarged pixel for pixel, "
-             "as its teacher enlarges its flat colours (livestyle.upscale = nearest); a new "
-             "export does both itself."]
+             "and its ink was calibrated on 16 training photos (train/ink.py). Its export "
+             "predates the upscale in a style's metadata, so it was then calibrated again and "
+             "marked to be enlarged its teacher's way (the command's last step); a new export "
+             "does both itself."]
     out = BUNDLED_DIR / "README.md"
     write_atomic(out, "\n".join(rows) + "\n")
     print(out.read_text())

@@ -40,6 +40,11 @@ TEACHERS: dict[str, Teacher] = {
 }
 
 
+def upscale_of(teacher: Teacher | None) -> str:
+    """How the students of `teacher` are enlarged to the frame (linear unless it says)."""
+    return getattr(teacher, "upscale", "linear")
+
+
 def get_teacher(name: str) -> Teacher:
     """Return the teacher called ``name``; ValueError lists the known names."""
     try:
@@ -49,4 +54,4 @@ def get_teacher(name: str) -> Teacher:
         raise ValueError(f"unknown teacher {name!r}; known teachers: {known}") from None
 
 
-__all__ = ["TEACHERS", "Teacher", "cartoon", "get_teacher", "sketch"]
+__all__ = ["TEACHERS", "Teacher", "cartoon", "get_teacher", "sketch", "upscale_of"]
