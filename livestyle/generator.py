@@ -44,6 +44,7 @@ class GeneratorConfig:
     n_styles: int = 1  # >1: conditional instance norm, one set of scales/shifts per style
     head_width: int = 8  # toon head: channels of its full-resolution hidden layers...
     head_depth: int = 2  # ...and its number of 3x3 convs (the outlines are decided there)
+    out_kernel: int = 0  # the full-resolution trunk's output conv; 0: the stem's kernel
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,6 +74,10 @@ SIZES: dict[str, GeneratorConfig] = {
     "toon-wide": GeneratorConfig(channels=(16, 32, 64), n_res=2, separable=False,
                                  stem_stride=2, residual=True, norm=False, head="toon",
                                  head_width=16, head_depth=3),
+    # the loss-network pilot's network (full-resolution trunk, 29.7 KMAC/px): too slow for a
+    # CPU frame, the reference the real-time sizes are measured against
+    "pilot": GeneratorConfig(channels=(16, 32, 64), n_res=3, separable=False, stem_kernel=9,
+                             skips=False, out_kernel=3),
     "johnson": GeneratorConfig(channels=(32, 64, 128), n_res=5, separable=False, stem_kernel=9,
                                skips=False),
 }
@@ -160,7 +165,7 @@ class Generator(nn.Module):
         self.up1 = nn.Sequential(_Up(c2, c1, sep), _norm(c1, cfg), act())
         n_out = 4 if cfg.head == "toon" else 3
         if cfg.stem_stride == 1:
-            self.out = _conv(c1, n_out, cfg.stem_kernel)
+            self.out = _conv(c1, n_out, cfg.out_kernel or cfg.stem_kernel)
         elif cfg.head == "toon":
             # outlines must sit on the right full-resolution pixel: the head sees the frame
             hw = cfg.head_width
@@ -235,7 +240,7 @@ def macs_per_pixel(cfg: GeneratorConfig) -> int:
     total += 2 * cfg.n_res * conv(c3, c3, 3, a / 16, cfg.separable)
     total += conv(c3, c2, 3, a / 4, cfg.separable) + conv(c2, c1, 3, a, cfg.separable)
     if cfg.stem_stride == 1:
-        total += conv(c1, n_out, k, 1, False)
+        total += conv(c1, n_out, cfg.out_kernel or k, 1, False)
     elif cfg.head == "toon":
         hw = cfg.head_width
         total += conv(c1 + 3, hw, 3, 1, False) + conv(hw, n_out, 3, 1, False)

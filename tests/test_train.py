@@ -606,6 +606,40 @@ def test_style_weights_weigh_each_painting_by_its_multiplier():
                           losses.style_loss(feats, grams, style))
 
 
+def test_size_norm_is_the_plain_mean_and_energy_divides_by_the_target():
+    torch.manual_seed(0)
+    feats = [torch.rand(2, 3, 5, 5)]
+    grams = [torch.rand(1, 3, 3) * 4]
+    err = (losses.gram(feats[0]) - grams[0]).pow(2).mean(dim=(1, 2)).mean()
+    assert torch.allclose(losses.style_loss(feats, grams, norm="size"), err)
+    assert torch.allclose(losses.style_loss(feats, grams, norm="energy"),
+                          err / grams[0].pow(2).mean())
+    f, t = torch.rand(2, 4, 3, 3), torch.rand(2, 4, 3, 3) * 3
+    assert torch.allclose(losses.content_loss([f], [t], norm="size"), (f - t).pow(2).mean())
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("loss_norm", "l2", "--loss-norm must be 'size' or 'energy'"),
+    ("style_taps", "stem,conv9", "--style-taps takes 'stem' and block numbers"),
+    ("style_taps", "stem", "at least one block"),
+    ("style_taps", "1,12", "at least one block among 0-8"),
+])
+def test_bad_loss_settings_are_refused_before_any_work(flag, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(name="x", style_image=str(_style()), **{flag: value})
+
+
+def test_style_taps_pick_the_loss_network_layers():
+    from train.lossnet import build_loss_net
+
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        with_stem, _ = build_loss_net("efficientnet-lite0", (5,), "stem,1,3,5,8")(x)
+        without, _ = build_loss_net("efficientnet-lite0", (5,), "1,3,5,8")(x)
+    assert [f.shape[1] for f in with_stem] == [32] + [f.shape[1] for f in without]
+    assert len(without) == 4 and all(torch.equal(a, b) for a, b in zip(with_stem[1:], without))
+
+
 # -- 10. the generators the styles ship with ------------------------------------------------------
 
 def test_multi_style_run_exports_one_model_per_painting(content_dir, tmp_path):

@@ -51,6 +51,11 @@ class TrainConfig:
                                   "that come out weakest (empty: 1 for all)")
     content_weight: float = _opt(0.3, "weight of the content loss (teacher mode: perceptual "
                                       "loss against the teacher; 0 skips the loss network)")
+    loss_norm: str = _opt("energy", "perceptual mode: 'size' divides each loss layer's squared "
+                                    "error by its number of elements (the pilot's), 'energy' "
+                                    "also by its target's mean square")
+    style_taps: str = _opt("stem,1,3,5,8", "EfficientNet blocks whose depthwise ReLU6 the style "
+                                           "loss reads, and 'stem' for the stem's output")
     content_blocks: str = _opt("5", "EfficientNet blocks the content loss compares (3,5 keeps "
                                     "more of the photo and less of the painting)")
     line_weight: float = _opt(1.0, "toon size: BCE of the outline logits against the teacher's ink")
@@ -109,6 +114,11 @@ class TrainConfig:
             raise ValueError(
                 f"content folder not found: {self.content_folder}; pass --content-dir with photos"
             )
+        if self.loss_norm not in ("size", "energy"):
+            raise ValueError(f"--loss-norm must be 'size' or 'energy', got {self.loss_norm!r}")
+        from .lossnet import parse_style_taps
+
+        parse_style_taps(self.style_taps)
         if self.crop < 32 or self.crop % 4:
             raise ValueError(f"--crop must be a multiple of 4 and at least 32, got {self.crop}")
         if self.steps < 1 or self.batch < 1:

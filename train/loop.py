@@ -256,7 +256,8 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
             teacher is not None and cfg.adversarial_weight > 0) else None
         needs_loss_net = teacher is None or cfg.content_weight > 0
         content_blocks = tuple(int(b) for b in cfg.content_blocks.split(","))
-        loss_net = build_loss_net(cfg.loss_net, content_blocks).to(device) if needs_loss_net else None
+        loss_net = (build_loss_net(cfg.loss_net, content_blocks, cfg.style_taps).to(device)
+                    if needs_loss_net else None)
         g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.lr)
         d_opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=(0.5, 0.99)) if critic else None
 
@@ -360,8 +361,9 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                     with torch.no_grad():
                         _, x_content = loss_net(x)
                     logs["style"] = cfg.style_weight * losses.style_loss(
-                        y_feats_style, style_grams, style, style_mult)
-                    logs["content"] = cfg.content_weight * losses.content_loss(y_feats_content, x_content)
+                        y_feats_style, style_grams, style, style_mult, norm=cfg.loss_norm)
+                    logs["content"] = cfg.content_weight * losses.content_loss(
+                        y_feats_content, x_content, norm=cfg.loss_norm)
                     logs["tv"] = cfg.tv_weight * losses.tv_loss(y)
                 else:
                     target = target.to(device)
@@ -377,7 +379,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                         with torch.no_grad():
                             t_style, _ = loss_net(target)
                         logs["perceptual"] = cfg.content_weight * losses.content_loss(
-                            loss_net(y)[0], t_style)
+                            loss_net(y)[0], t_style, norm="energy")
                 logs["stability"] = cfg.stability_weight * losses.stability_loss(y, yp, dy, dx)
                 if critic is not None:
                     g_adv, d_loss = losses.adversarial_losses(critic, y, target)

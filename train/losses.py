@@ -1,4 +1,12 @@
-"""Losses. Each is normalised by its target's energy so the weights in TrainConfig compare."""
+"""Losses. The style and content losses take a normalisation (`norm`):
+
+- "size" (the default): each layer's squared error is divided by its target's number of
+  elements (a plain mean), as the loss-network pilot did. Layers then weigh by how strongly
+  the loss network responds in them, and the painting's strokes win over a tint.
+- "energy": each layer's squared error is also divided by its target's mean square, so every
+  layer and both losses start near 1. It balances the layers evenly, and at style weights 1-3
+  it trained tints (../shared/notes/paint-pilot.md); kept to reproduce those styles.
+"""
 
 from __future__ import annotations
 
@@ -13,21 +21,30 @@ def gram(feat: torch.Tensor) -> torch.Tensor:
     return f @ f.transpose(1, 2) / (h * w)
 
 
+NORMS = ("size", "energy")
+
+
 def relative_mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(x, target) / (target.pow(2).mean() + 1e-8)
 
 
+def _mse(x: torch.Tensor, target: torch.Tensor, norm: str) -> torch.Tensor:
+    return relative_mse(x, target) if norm == "energy" else F.mse_loss(x, target)
+
+
 def style_loss(feats: list[torch.Tensor], target_grams: list[torch.Tensor],
                style: torch.Tensor | None = None,
-               multipliers: torch.Tensor | None = None) -> torch.Tensor:
+               multipliers: torch.Tensor | None = None, norm: str = "size") -> torch.Tensor:
     """Gram-matrix loss; `target_grams` holds per layer (n_styles, C, C) and `style` (N,)
-    picks each sample's painting (None: style 0 for all). Normalised per sample, so paintings
-    with strong and weak features weigh alike; `multipliers` (n_styles,) then weighs each
-    sample by its painting's multiplier."""
+    picks each sample's painting (None: style 0 for all). With norm "energy" each sample is
+    divided by its painting's Gram energy, so paintings with strong and weak features weigh
+    alike; `multipliers` (n_styles,) then weighs each sample by its painting's multiplier."""
     total = 0.0
     for f, g in zip(feats, target_grams):
         t = g[style] if style is not None else g[:1].expand(f.shape[0], -1, -1)
-        err = (gram(f) - t).pow(2).mean(dim=(1, 2)) / (t.pow(2).mean(dim=(1, 2)) + 1e-8)
+        err = (gram(f) - t).pow(2).mean(dim=(1, 2))
+        if norm == "energy":
+            err = err / (t.pow(2).mean(dim=(1, 2)) + 1e-8)
         if multipliers is not None:
             err = err * multipliers[style if style is not None else 0]
         total = total + err.mean()
@@ -41,8 +58,9 @@ def line_loss(logit: torch.Tensor, cover: torch.Tensor, pos_weight: float = 3.0)
     return F.binary_cross_entropy_with_logits(logit, cover, pos_weight=w) * 10.0
 
 
-def content_loss(feats: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
-    return sum(relative_mse(f, t) for f, t in zip(feats, targets)) / len(feats)
+def content_loss(feats: list[torch.Tensor], targets: list[torch.Tensor],
+                 norm: str = "size") -> torch.Tensor:
+    return sum(_mse(f, t, norm) for f, t in zip(feats, targets)) / len(feats)
 
 
 def tv_loss(img: torch.Tensor) -> torch.Tensor:

@@ -25,11 +25,16 @@ class EfficientNetTaps(nn.Module):
     CONTENT_BLOCKS = (3, 5)
 
     def __init__(self, taps: str = "relu", pretrained: bool = True,
-                 content_blocks: tuple[int, ...] = CONTENT_BLOCKS):
+                 content_blocks: tuple[int, ...] = CONTENT_BLOCKS,
+                 style_blocks: tuple[int, ...] = STYLE_BLOCKS, stem_tap: bool = True):
         """`taps`: "relu" reads after each tapped block's depthwise ReLU6 (the default, and
         what the pilot chose), "block" reads the block outputs. `pretrained=False` keeps the
-        architecture with random weights: the pilot's control."""
+        architecture with random weights: the pilot's control. `stem_tap` adds the stem's
+        output to the style taps."""
         super().__init__()
+        self.style_blocks, self.stem_tap = tuple(style_blocks), stem_tap
+        if not self.style_blocks or not set(self.style_blocks) <= set(range(9)):
+            raise ValueError(f"style blocks must be among 0-8, got {style_blocks}")
         if taps not in ("relu", "block"):
             raise ValueError(f"taps must be 'relu' or 'block', not {taps!r}")
         self.taps = taps
@@ -51,7 +56,7 @@ class EfficientNetTaps(nn.Module):
         else:
             torch.manual_seed(0)
             net = EfficientNet.from_name("efficientnet-lite0")
-        last = max(self.STYLE_BLOCKS + self.content_blocks)
+        last = max(self.style_blocks + self.content_blocks)
         self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
         self.blocks = nn.ModuleList(net._blocks[: last + 1])
         # Lite models were trained on inputs scaled to [-1, 1]
@@ -74,12 +79,12 @@ class EfficientNetTaps(nn.Module):
         x = self.stem(rgb * 2.0 - 1.0)
         # the stem (stride 2, 32 channels) carries the palette: without it the pilot's
         # generators missed the painting's accent colours (Starry Night's yellows)
-        style, content = [x], []
+        style, content = ([x] if self.stem_tap else []), []
         for i, block in enumerate(self.blocks):
             x, tap = self._block(block, x)
             if self.taps == "block":
                 tap = x
-            if i in self.STYLE_BLOCKS:
+            if i in self.style_blocks:
                 style.append(tap)
             if i in self.content_blocks:
                 content.append(tap)
@@ -152,10 +157,29 @@ EFFICIENTNET_VARIANTS = {
 }
 
 
-def build_loss_net(name: str, content_blocks: tuple[int, ...] | None = None) -> nn.Module:
-    """`content_blocks` picks EfficientNet's content taps (VGG has its own fixed one)."""
+def parse_style_taps(text: str) -> tuple[tuple[int, ...], bool]:
+    """"stem,1,3,5,8" -> ((1, 3, 5, 8), True): EfficientNet blocks and whether the stem is read
+    (ValueError naming what is wrong)."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    try:
+        blocks = tuple(int(t) for t in items if t != "stem")
+    except ValueError:
+        raise ValueError(f"--style-taps takes 'stem' and block numbers 0-8, comma-separated, "
+                         f"got {text!r}") from None
+    if not blocks or not set(blocks) <= set(range(9)):
+        raise ValueError(f"--style-taps needs at least one block among 0-8, got {text!r}")
+    return blocks, "stem" in items
+
+
+def build_loss_net(name: str, content_blocks: tuple[int, ...] | None = None,
+                   style_taps: str | None = None) -> nn.Module:
+    """`content_blocks` and `style_taps` ("stem,1,3,5,8") pick EfficientNet's taps (VGG has
+    its own fixed ones)."""
     if name in EFFICIENTNET_VARIANTS:
         extra = {} if content_blocks is None else {"content_blocks": content_blocks}
+        if style_taps is not None:
+            blocks, stem = parse_style_taps(style_taps)
+            extra |= {"style_blocks": blocks, "stem_tap": stem}
         return EfficientNetTaps(**EFFICIENTNET_VARIANTS[name], **extra)
     if Path(name).is_file():
         return VGGTaps(name)
