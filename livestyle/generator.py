@@ -74,9 +74,10 @@ SIZES: dict[str, GeneratorConfig] = {
     "toon-wide": GeneratorConfig(channels=(16, 32, 64), n_res=2, separable=False,
                                  stem_stride=2, residual=True, norm=False, head="toon",
                                  head_width=16, head_depth=3),
-    # the loss-network pilot's network (full-resolution trunk, 29.7 KMAC/px): too slow for a
-    # CPU frame, the reference the real-time sizes are measured against
-    "pilot": GeneratorConfig(channels=(16, 32, 64), n_res=3, separable=False, stem_kernel=9,
+    # the paintings: the loss-network pilot's network (full-resolution stem and output, 9x9
+    # stem, 29.7 KMAC/px). Too slow for a 640x480 frame on a CPU (51 ms), it runs at a
+    # painting's 384-px native side (384x288: 18 ms), where it learned its strokes
+    "brush": GeneratorConfig(channels=(16, 32, 64), n_res=3, separable=False, stem_kernel=9,
                              skips=False, out_kernel=3),
     "johnson": GeneratorConfig(channels=(32, 64, 128), n_res=5, separable=False, stem_kernel=9,
                                skips=False),

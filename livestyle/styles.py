@@ -66,10 +66,12 @@ class StyleError(ValueError):
 
 def native_side(training: dict) -> int | None:
     """The long side (pixels) a style's look is defined at, from its training config, or None
-    (any size). A teacher's student learned the teacher's strokes at its training long side
-    and draws other strokes at other scales (the cartoon teacher itself works at a 512-px
-    long side and scales its result to the frame); `--scale auto` runs it there and upscales."""
-    side = training.get("long_side") if training.get("teacher") else None
+    (any size). A network learns its strokes and outlines at the scale of its training photos
+    and draws finer ones on larger frames: a painting trained on photos of a 384-px long side
+    draws brush strokes a viewer sees when it runs at 384x288 and is enlarged, and a teacher's
+    student learned the teacher's strokes at its long side (the cartoon teacher itself works
+    at 512 px). `--scale auto` runs a style there and upscales."""
+    side = training.get("long_side")
     return int(side) if side else None
 
 

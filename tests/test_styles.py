@@ -156,11 +156,12 @@ def test_wrong_livestyle_styles_is_reported(kind, tmp_path, styles_dir, home):
 
 @pytest.mark.parametrize("training, side", [
     ({"teacher": "cartoon", "long_side": 512}, 512),
-    ({"style_image": "starry.jpg", "long_side": 640}, None),  # a painting: any size
+    ({"style_image": "starry.jpg", "long_side": 384}, 384),  # strokes drawn at 384x288
+    ({"style_image": "starry.jpg", "long_side": 0}, None),  # photos at many sizes: any size
     ({"teacher": "sketch"}, None),  # made before the long side was recorded
     ({}, None),
 ])
-def test_native_side_is_a_teacher_students_training_long_side(training, side, tmp_path):
+def test_native_side_is_the_training_long_side(training, side, tmp_path):
     from livestyle.styles import Style
 
     assert Style("s", tmp_path / "s.onnx", "", {}, 0, training).native_side == side

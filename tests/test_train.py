@@ -123,14 +123,18 @@ def test_perceptual_training_lowers_the_loss(perceptual_run):
     assert [h["step"] for h in hist] == list(range(cfg.steps)), "one history entry per log step"
     first, last = hist[:5], hist[-5:]
 
-    def mean(rows, key):
-        return float(np.mean([r[key] for r in rows]))
+    def mean(rows, key):  # the loss without the stability term, which joins late
+        return float(np.mean([r[key] - r.get("stability", 0.0) for r in rows]))
 
-    # seeded, so not flaky; the margin is wide (here ~19 -> ~3 over 30 steps). The style term
+    # seeded, so not flaky; the margin is wide (here ~5.1 -> ~3.0 over 30 steps). The style term
     # is not asserted on its own: at 32 px and 30 steps it falls nearly as much (0.98 -> 0.62)
     # when its gradient is cut off, so it would not tell a learning run from a broken one.
-    assert mean(last, "loss") < 0.5 * mean(first, "loss"), (mean(first, "loss"), mean(last, "loss"))
-    assert {"loss", "style", "content", "tv", "stability"} <= hist[0].keys()
+    assert mean(last, "loss") < 0.7 * mean(first, "loss"), (mean(first, "loss"), mean(last, "loss"))
+    # a painting's stability loss is a fine-tune over the last quarter of the steps
+    late = cfg.stability_from()
+    assert 0 < late < cfg.steps
+    assert all({"loss", "style", "content", "tv"} <= h.keys() for h in hist)
+    assert ["stability" in h for h in hist] == [h["step"] >= late for h in hist]
     assert all(np.isfinite(v) for h in hist for v in h.values())
 
 
@@ -627,6 +631,25 @@ def test_size_norm_is_the_plain_mean_and_energy_divides_by_the_target():
 def test_bad_loss_settings_are_refused_before_any_work(flag, value, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(name="x", style_image=str(_style()), **{flag: value})
+
+
+@pytest.mark.parametrize("extra, first", [
+    ({}, 600),  # a painting: the last quarter of 800 steps
+    ({"stability_steps": 150}, 650),
+    ({"stability_steps": 0}, 0),  # every step
+    ({"stability_weight": 0.0}, 800),  # none
+    ({"stability_steps": 5000}, 0),
+])
+def test_the_stability_loss_joins_late_as_a_fine_tune(extra, first):
+    cfg = TrainConfig(name="x", style_image=str(_style()), steps=800, **extra)
+    assert cfg.stability_from() == first
+
+
+def test_a_teachers_stability_loss_runs_from_the_first_step():
+    _photos()
+    assert TrainConfig(name="x", teacher="cartoon", steps=800).stability_from() == 0
+    with pytest.raises(ValueError, match="--stability-steps must be"):
+        TrainConfig(name="x", teacher="cartoon", stability_steps=-3)
 
 
 def test_style_taps_pick_the_loss_network_layers():

@@ -1,13 +1,14 @@
 """The package as users get it from an index: a wheel, installed into a fresh environment.
 
-The wheel is built from this checkout and installed into a new venv (with the system's
-site-packages for the heavy dependencies, which are already here, so nothing is downloaded),
+The wheel is built from this checkout and installed into a new venv (which reads this
+interpreter's site-packages for the heavy dependencies, already here, so nothing is downloaded),
 then the installed `livestyle` runs from a folder outside the repository.
 """
 
 from __future__ import annotations
 
 import os
+import site
 import subprocess
 import sys
 import zipfile
@@ -27,9 +28,13 @@ def wheel_env(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                     "-q", "-w", str(root / "dist"), str(REPO)], check=True, timeout=600)
     wheel = next((root / "dist").glob("livestyle-*.whl"))
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(root / "venv")],
-                   check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True, timeout=300)
     venv_python = root / "venv" / "bin" / "python"
+    # the heavy dependencies come from this interpreter's own site-packages, also when it is
+    # itself a venv (where --system-site-packages would reach the base Python's, without them)
+    venv_site = subprocess.run([str(venv_python), "-c", "import site; print(site.getsitepackages()[0])"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    Path(venv_site, "outer-site-packages.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     subprocess.run([str(venv_python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
                    check=True, timeout=300)
     work = root / "work"  # outside the repository: nothing can come from the checkout

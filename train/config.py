@@ -28,33 +28,34 @@ class TrainConfig:
     description: str = _opt("", "one line shown by `livestyle styles` ('|' between several)")
     content_dir: str = _opt("", "a folder of photos (searched recursively) to train on; needed "
                                 "unless the development tree's ../shared/data/content exists")
-    size: str = _opt("auto", "generator size; auto: paint for paintings, toon for the cartoon "
+    size: str = _opt("auto", "generator size; auto: brush for paintings, toon for the cartoon "
                              "teacher, fast for other teachers")
     # data
-    long_side: int = _opt(640, "photos are resized to this long side first, the camera's scale, "
-                               "so strokes and outlines are learned at the size users see them; "
-                               "0: to a short side of 1.5 crops")
+    long_side: int = _opt(384, "photos are resized to this long side first; the style runs at "
+                               "it (its native side) and is enlarged to the frame, so its strokes "
+                               "and outlines look as they were learned (384: brush strokes a "
+                               "viewer sees at 640x480); 0: to a short side of 1.5 crops, any size")
     crop: int = _opt(192, "training crop side in pixels (a multiple of 4)")
     scale_jitter: float = _opt(1.25, "crops span 1 to this many crop sides before resizing")
     batch: int = _opt(4, "crops per step")
     style_side: int = _opt(384, "the painting is resized to this long side for its targets: "
                                 "smaller gives larger strokes")
     # optimisation
-    steps: int = _opt(1500, "training steps")
-    lr: float = _opt(2e-3, "Adam learning rate at the start")
-    lr_final: float = _opt(2e-4, "learning rate at the end (cosine decay)")
+    steps: int = _opt(650, "training steps")
+    lr: float = _opt(1e-3, "Adam learning rate at the start")
+    lr_final: float = _opt(1e-3, "learning rate at the end (cosine decay; the same: constant)")
     seed: int = _opt(0, "seed of every random draw (weights, crops, perturbations)")
-    # loss weights (each loss is normalised by its target's energy, so these are comparable)
-    style_weight: float = _opt(1.0, "weight of the painting's Gram-matrix loss")
+    # loss weights (perceptual mode: see --loss-norm)
+    style_weight: float = _opt(2.0, "weight of the painting's Gram-matrix loss")
     style_weights: str = _opt("", "multi-style: a multiplier of --style-weight per painting, "
                                   "comma-separated in --name order, to strengthen the paintings "
                                   "that come out weakest (empty: 1 for all)")
     content_weight: float = _opt(0.3, "weight of the content loss (teacher mode: perceptual "
                                       "loss against the teacher; 0 skips the loss network)")
-    loss_norm: str = _opt("energy", "perceptual mode: 'size' divides each loss layer's squared "
+    loss_norm: str = _opt("size", "perceptual mode: 'size' divides each loss layer's squared "
                                     "error by its number of elements (the pilot's), 'energy' "
                                     "also by its target's mean square")
-    style_taps: str = _opt("stem,1,3,5,8", "EfficientNet blocks whose depthwise ReLU6 the style "
+    style_taps: str = _opt("1,3,5,8", "EfficientNet blocks whose depthwise ReLU6 the style "
                                            "loss reads, and 'stem' for the stem's output")
     content_blocks: str = _opt("5", "EfficientNet blocks the content loss compares (3,5 keeps "
                                     "more of the photo and less of the painting)")
@@ -62,8 +63,12 @@ class TrainConfig:
     base_weight: float = _opt(1.0, "toon size: L1 of the base colours against the teacher's flat "
                                    "colours")
     tv_weight: float = _opt(0.2, "total-variation weight (smooths noise)")
-    stability_weight: float = _opt(1.0, "temporal stability: a perturbed copy of the input must "
+    stability_weight: float = _opt(2.0, "temporal stability: a perturbed copy of the input must "
                                         "give the same output")
+    stability_steps: int = _opt(-1, "the stability loss applies in the last this many steps "
+                                     "only, as a fine-tune (from the first step it washes a "
+                                     "painting's strokes out); 0: every step; -1: the last "
+                                     "quarter for a painting, every step for a teacher")
     l1_weight: float = _opt(1.0, "teacher mode: pixel L1 against the teacher")
     l2_weight: float = _opt(0.0, "teacher mode: pixel squared error against the teacher (what "
                                  "PSNR measures)")
@@ -123,6 +128,9 @@ class TrainConfig:
             raise ValueError(f"--crop must be a multiple of 4 and at least 32, got {self.crop}")
         if self.steps < 1 or self.batch < 1:
             raise ValueError("--steps and --batch must be positive")
+        if self.stability_steps < -1:
+            raise ValueError(f"--stability-steps must be -1 (auto), 0 (every step) or a number "
+                             f"of steps, got {self.stability_steps}")
         # names that would otherwise fail later, inside train(), as a traceback
         from .teachers import TEACHERS
 
@@ -182,7 +190,15 @@ class TrainConfig:
     def generator_size(self) -> str:
         if self.size != "auto":
             return self.size
-        return "paint" if self.style_image else ("toon" if self.teacher == "cartoon" else "fast")
+        return "brush" if self.style_image else ("toon" if self.teacher == "cartoon" else "fast")
+
+    def stability_from(self) -> int:
+        """The first step that has the stability loss (a step past the end: none)."""
+        if self.stability_weight <= 0:
+            return self.steps
+        n = self.stability_steps if self.stability_steps >= 0 else (
+            self.steps // 4 if self.style_image else 0)
+        return max(self.steps - n, 0) if n else 0
 
     @property
     def mode(self) -> str:
@@ -199,6 +215,11 @@ class TrainConfig:
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
+
+
+# settings added after some models and checkpoints were made, with the value those had
+# (record.command and --resume read a missing key as this, not as today's default)
+LEGACY = {"loss_norm": "energy", "style_taps": "stem,1,3,5,8", "stability_steps": 0}
 
 
 def with_overrides(cfg: TrainConfig, **changes) -> TrainConfig:

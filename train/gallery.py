@@ -42,11 +42,46 @@ def label(text: str, width: int) -> np.ndarray:
     return bar
 
 
+# the loss-network pilot's Starry Night grid (../shared/notes/pilot_effnet_starry.png): the
+# painting, then six photos over their stylized versions, 240 px high; x where each cell ends
+PILOT_GRID = DEFAULT_CONTENT.parents[1] / "notes" / "pilot_effnet_starry.png"
+PILOT_CUTS = (606, 969, 1396, 1588, 1950, 2110, 2471)
+
+
+def beside_pilot(style_path: Path, out: Path, grid_path: Path = PILOT_GRID) -> None:
+    """Rows: the pilot's photo | the pilot's Starry Night | ours through `livestyle run`'s path
+    (the photo framed as a 640x480 camera frame, stylized, shown at the pilot's cell size)."""
+    grid = cv2.imread(str(grid_path))
+    if grid is None:
+        raise SystemExit(f"cannot read the pilot's grid {grid_path}")
+    backend, style = backends.create("auto", style_path), read_style(style_path)
+    run = product_runner(backend, style)
+    rows = []
+    for x0, x1 in zip(PILOT_CUTS, PILOT_CUTS[1:]):
+        photo, pilot = grid[:240, x0:x1], grid[240:480, x0:x1]
+        frame = cv2.resize(photo, (640, 480), interpolation=cv2.INTER_CUBIC)
+        ours = cv2.resize(run(frame), (x1 - x0, 240), interpolation=cv2.INTER_AREA)
+        cells = [cv2.resize(c, (320, 240), interpolation=cv2.INTER_AREA) for c in (photo, pilot, ours)]
+        rows.append(np.hstack(cells))
+    backend.close()
+    head = np.hstack([label(t, 320) for t in ("photo", "pilot (29.7 KMAC/px, full size)",
+                                                f"{style.name} (livestyle run, 640x480)")])
+    ok, data = cv2.imencode(".jpg", np.vstack([head] + rows), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    write_atomic(out, data.tobytes())
+    print(f"wrote {out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.gallery", description=__doc__.split("\n")[0])
     # JPEG: the 10-style grid is 7 MB as PNG and 1 MB at quality 90
     p.add_argument("--out", default=str(REPO / "docs" / "gallery.jpg"))
+    p.add_argument("--beside-pilot", metavar="STYLE.onnx",
+                   help="instead: this style next to the loss-network pilot's Starry Night, on "
+                        "the pilot's photos (docs/beside-pilot.jpg)")
     a = p.parse_args(argv)
+    if a.beside_pilot:
+        beside_pilot(Path(a.beside_pilot), REPO / "docs" / "beside-pilot.jpg")
+        return 0
     models = sorted(BUNDLED_DIR.glob("*.onnx"))
     if not models:
         raise SystemExit(f"no styles in {BUNDLED_DIR}")

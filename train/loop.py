@@ -25,7 +25,7 @@ from livestyle.atomic import atomic_open, write_atomic
 from livestyle.generator import SIZES, Generator
 from livestyle.styles import native_side
 from . import ink, losses
-from .config import TrainConfig
+from .config import LEGACY, TrainConfig
 from .data import CropSampler, read_rgb, split_images, to_tensor
 from .export import export_onnx
 from .grow import can_grow, grow
@@ -38,8 +38,9 @@ SAMPLE_SIDE = 256
 # the weakest paintings, a squared-error finish for a teacher); the rest is bookkeeping
 LOSS_WEIGHTS = {"style_weight", "style_weights", "content_weight", "line_weight", "base_weight",
                 "tv_weight", "stability_weight", "l1_weight", "l2_weight", "edge_weight"}
-RESUMABLE = {"steps", "log_every", "sample_every", "checkpoint_every", "threads", "out_dir",
-             "description", "init_from", "ema"} | LOSS_WEIGHTS
+RESUMABLE = {"steps", "stability_steps", "run_dir", "log_every", "sample_every",
+             "checkpoint_every", "threads", "out_dir", "description", "init_from",
+             "ema"} | LOSS_WEIGHTS
 
 
 class CheckpointError(RuntimeError):
@@ -104,7 +105,8 @@ def sample_photos(cfg: TrainConfig, n: int = 4) -> list[np.ndarray]:
     """A fixed, evenly spread handful of held-out photos (RGB), for grids and export checks."""
     paths = split_images(cfg.content_folder)[1]
     picks = [paths[int(i)] for i in np.linspace(0, len(paths) - 1, n)]
-    return [read_rgb(p, SAMPLE_SIDE) for p in picks]
+    # at the native side the style runs at, so the grid shows its strokes as a viewer sees them
+    return [read_rgb(p, cfg.long_side or SAMPLE_SIDE) for p in picks]
 
 
 def save_grid(generator: Generator, photos: list[np.ndarray], teacher, path: Path) -> None:
@@ -266,8 +268,8 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
         history: list[dict] = []  # {"step", "loss", <each term>} at every log step (master)
         if resume:
             ckpt = load_checkpoint(ckpt_path)
-            # a setting added after the checkpoint was made had its default then
-            was = TrainConfig.defaults() | ckpt["config"]
+            # a setting added after the checkpoint was made: its value then (LEGACY or default)
+            was = TrainConfig.defaults() | LEGACY | ckpt["config"]
             changed = {k for k, v in cfg.to_dict().items() if was.get(k) != v}
             diff = changed - RESUMABLE
             if diff:
@@ -330,6 +332,10 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
             data = CropSampler(cfg.content_folder, cfg.crop, teacher, long_side=cfg.long_side,
                                jitter=cfg.scale_jitter,
                                progress=_prepare_progress if master else None)
+        stability_from = cfg.stability_from()
+        if master and 0 < stability_from < cfg.steps and start < cfg.steps:
+            print(f"the stability loss joins at step {stability_from} of {cfg.steps}",
+                  file=sys.stderr)
         t_start = time.perf_counter()
         # Ctrl-C (SIGINT) only raises a flag: the step in hand finishes, a checkpoint is saved
         # at that step and TrainingInterrupted says so; a second Ctrl-C stops at once
@@ -339,9 +345,11 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                 rng = np.random.default_rng([cfg.seed, rank, step])
                 trng = torch.Generator().manual_seed(int(rng.integers(2**62)))
                 x, target = data.sample(rng, cfg.batch)
-                # perturbed on the CPU, where trng lives, then both moved to the device
+                # perturbed on the CPU, where trng lives, then both moved to the device (drawn
+                # also without the stability loss, so a fine-tune that adds it draws alike)
                 xp, dy, dx = losses.perturb(x, trng)
                 x, xp = x.to(device), xp.to(device)
+                stable = step >= stability_from  # else the perturbed copy is not generated
                 for group in g_opt.param_groups:
                     group["lr"] = lr_at(cfg, step)
 
@@ -349,8 +357,9 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                 style = (torch.from_numpy(rng.integers(n_styles, size=len(x))).to(device)
                          if n_styles > 1 else None)
                 # frame and perturbed frame go through the generator as one batch
-                both = model(torch.cat([x, xp]), None if style is None else torch.cat([style, style]),
-                             **({"parts": True} if toon else {}))
+                inputs = torch.cat([x, xp]) if stable else x
+                styles = None if style is None else (torch.cat([style, style]) if stable else style)
+                both = model(inputs, styles, **({"parts": True} if toon else {}))
                 if toon:
                     both, base, logit = both
                     base, logit = base[: len(x)], logit[: len(x)]
@@ -380,7 +389,8 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                             t_style, _ = loss_net(target)
                         logs["perceptual"] = cfg.content_weight * losses.content_loss(
                             loss_net(y)[0], t_style, norm="energy")
-                logs["stability"] = cfg.stability_weight * losses.stability_loss(y, yp, dy, dx)
+                if stable:
+                    logs["stability"] = cfg.stability_weight * losses.stability_loss(y, yp, dy, dx)
                 if critic is not None:
                     g_adv, d_loss = losses.adversarial_losses(critic, y, target)
                     logs["adv"] = cfg.adversarial_weight * g_adv

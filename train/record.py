@@ -28,6 +28,9 @@ PROVENANCE = {
                     "(artist d. 1918).",
     "grande_jatte.jpg": "Georges Seurat, A Sunday Afternoon on the Island of La Grande Jatte, 1884-86. "
                         "agileguy/cli-setup @ 0dfc5d1a49. Public domain (artist d. 1891).",
+    "shipwreck_minotaur.jpg": "J. M. W. Turner, The Wreck of a Transport Ship ('Shipwreck of the "
+                              "Minotaur'), c.1810. lengstrom/fast-style-transfer @ 0d3d981f7a. "
+                              "Public domain (artist d. 1851).",
     "mondrian_composition.jpg": "Piet Mondrian, grid composition c.1913. xunhuang1995/AdaIN-style @ "
                                 "6d8ac287f3. Public domain (artist d. 1944; pre-1929 in the US).",
     "impression_sunrise.jpg": "Claude Monet, Impression, Sunrise, 1872. agileguy/cli-setup @ "
@@ -42,11 +45,11 @@ TEACHER_NOTE = ("Our own filter in train/teachers/; the student learned it on th
 def command(training: dict) -> str:
     """The training command, rebuilt from the config stored in the model: every setting
     that differs from TrainConfig's defaults, so it reproduces this very model."""
-    from .config import TrainConfig
+    from .config import LEGACY, TrainConfig
 
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     flags = [f"--name {training.get('name', '?')}"]
-    for key, value in training.items():
+    for key, value in (LEGACY | training).items():
         if key in defaults and key not in ("name", "description", "out_dir", "run_dir",
                                            "content_dir") and value != defaults[key]:
             if key == "style_image":
