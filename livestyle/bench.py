@@ -416,11 +416,13 @@ def compare(new: dict, old: dict, old_path: str) -> str:
 
 def run_bench(backend_names: list[str], resolutions: list[str], frames: int, warmup: int,
               seconds: float, reference: bool, style: str | None = None) -> dict:
-    if style:
+    if style:  # one or several, comma-separated: measured side by side in one run
         from livestyle.styles import resolve
 
-        s = resolve(style)
-        sizes = {f"{s.name} ({s.macs_per_pixel} MAC/px)": s}
+        sizes = {}
+        for one in style.split(","):
+            s = resolve(one)
+            sizes[f"{s.name} ({s.macs_per_pixel} MAC/px, {s.path})"] = s
     else:
         sizes = bundled_sizes()
     if not sizes:
@@ -527,8 +529,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(1280x720), 1080p (1920x1080) or any WxH such as 800x600 "
                         "(default: 480p,720p,1080p)")
     p.add_argument("--style", default=None,
-                   help="benchmark this style, a name or .onnx path (default: one bundled style "
-                        "per generator size)")
+                   help="benchmark this style, a name or .onnx path, or several comma-separated "
+                        "side by side (default: one bundled style per generator size)")
     p.add_argument("--frames", type=int, default=60, help="timed frames per model row (default 60)")
     p.add_argument("--warmup", type=int, default=10,
                    help="untimed frames before each model row (default 10)")
@@ -544,6 +546,13 @@ def main(argv: list[str] | None = None) -> int:
                         "before the benchmark starts)")
     a = p.parse_args(argv)
     # everything a user can get wrong fails here, before minutes of benchmarking
+    if a.frames < 1:
+        raise ValueError(f"--frames must be at least 1 (timed frames per row), got {a.frames}")
+    if a.warmup < 0:
+        raise ValueError(f"--warmup must be 0 or more, got {a.warmup}")
+    if not 0 < a.seconds <= 3600:
+        raise ValueError(f"--seconds must be more than 0 and at most 3600 (end-to-end seconds "
+                         f"per row), got {a.seconds:g}")
     resolutions = parse_resolutions(a.resolutions)
     old = load_compare(a.compare) if a.compare else None
     out = output_path(a.out, datetime.now())

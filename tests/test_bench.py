@@ -112,6 +112,18 @@ def test_bad_resolutions_fail_with_the_choices(text, message, tmp_path):
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("args,message", [
+    (["--seconds", "0"], "--seconds must be more than 0"),
+    (["--seconds", "nan"], "--seconds must be more than 0"),
+    (["--frames", "0"], "--frames must be at least 1"),
+    (["--warmup", "-1"], "--warmup must be 0 or more"),
+])
+def test_bad_numbers_fail_before_benchmarking(args, message, tmp_path):
+    r = _bench(*args, cwd=tmp_path, timeout=60)  # --seconds 0 used to hang: a timeout fails
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not list(tmp_path.iterdir())  # nothing measured, nothing written
+
+
 def test_resolutions_help_lists_names_and_wxh(tmp_path):
     r = _bench("--help", cwd=tmp_path)
     assert r.returncode == 0
@@ -145,3 +157,13 @@ def test_results_go_to_the_current_folder_and_name_the_style_everywhere(tmp_path
     assert r.returncode == 0, r.stderr
     assert len(list((tmp_path / "runs").glob("bench-*.json"))) == 1
     assert re.search(r"model\s+rand-a\s+onnxruntime\s+160x96 .* = [\d.]+x", r.stdout), r.stdout
+
+
+def test_several_styles_are_measured_side_by_side_in_one_run(tmp_path, styles_dir):
+    r = _bench("--style", f"{styles_dir / 'rand-a.onnx'},{styles_dir / 'identity.onnx'}",
+               "--resolutions", "160x96", *TINY, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (out,) = tmp_path.glob("bench-*.json")
+    report = json.loads(out.read_text())
+    for table in ("model", "end_to_end"):
+        assert sorted(row["style"] for row in report[table]) == ["identity", "rand-a"], report[table]

@@ -7,6 +7,7 @@ photos and painting are real data; the tests skip, saying what is missing, witho
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -674,8 +675,7 @@ def test_multi_style_run_exports_one_model_per_painting(content_dir, tmp_path):
                    description="first|second", steps=3)
     train(cfg)
     ckpt = load_checkpoint(Path(cfg.run_dir) / "a,b" / "checkpoint.pt")
-    both = Generator(SIZES["paint"].__class__(**{**SIZES["paint"].to_dict(), "n_styles": 2,
-                                                 "channels": SIZES["paint"].channels}))
+    both = Generator(dataclasses.replace(SIZES[cfg.generator_size], n_styles=2))
     both.load_state_dict(ckpt["generator"])
     both.eval()
     bgr = cv2.imread(str(sorted(content_dir.iterdir())[0]))[:120, :160]
@@ -723,3 +723,82 @@ def test_cartoon_layers_composite_to_the_cartoon():
     assert flat.shape == bgr.shape and cover.shape == bgr.shape[:2]
     assert 0.0 <= cover.min() and cover.max() <= 1.0 and cover.max() > 0  # some outlines
     assert np.array_equal(ink(flat, cover), cartoon(bgr))
+
+
+# -- 11. the trainer's writes: unwritable folders, two runs of one name, a full disk, bad photos
+
+def test_an_unwritable_model_or_run_folder_is_refused_before_the_first_step(content_dir, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for flag, folder in (("--out-dir", blocker / "styles"), ("--run-dir", blocker / "runs")):
+        cfg = make_cfg(content_dir, tmp_path, **{flag[2:].replace("-", "_"): str(folder)})
+        r = run_python("-m", "train", *cli_args(cfg))
+        assert r.returncode == 2, r.stderr
+        assert f"cannot write" in r.stderr and f"pass {flag}" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and "preparing training photos" not in r.stderr, r.stderr
+
+
+def test_a_second_training_of_the_same_name_is_refused_while_the_first_runs(content_dir, tmp_path):
+    cfg = make_cfg(content_dir, tmp_path, steps=100000, checkpoint_every=100000)
+    first = subprocess.Popen([sys.executable, "-m", "train", *cli_args(cfg)], cwd=REPO,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        for line in first.stderr:  # the claim is taken before the photos are prepared
+            if "preparing training photos" in line:
+                break
+        r = run_python("-m", "train", *cli_args(cfg))
+        assert r.returncode == 2, r.stderr
+        assert f"another training (process {first.pid}) is writing" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+    finally:
+        first.kill()
+        first.wait()
+    # a killed holder releases its claim: the next run goes ahead
+    r = run_python("-m", "train", *cli_args(with_steps(cfg, 2)))
+    assert r.returncode == 0, r.stderr
+
+
+def with_steps(cfg: TrainConfig, steps: int) -> TrainConfig:
+    from train.config import with_overrides
+
+    return with_overrides(cfg, steps=steps)
+
+
+def test_a_full_disk_while_saving_is_one_line_and_the_last_checkpoint_survives(content_dir, tmp_path):
+    import resource
+
+    cfg = make_cfg(content_dir, tmp_path, steps=2, checkpoint_every=1)
+    assert run_python("-m", "train", *cli_args(cfg)).returncode == 0
+    ckpt = Path(cfg.run_dir) / cfg.name / "checkpoint.pt"
+    before = ckpt.read_bytes()
+
+    def small_files():  # a real failed write: files may not grow past 64 KB (EFBIG)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    r = run_python("-m", "train", *cli_args(with_steps(cfg, 4)), "--resume", "--overwrite",
+                   preexec_fn=small_files)
+    assert r.returncode == 2, r.stderr
+    assert f"cannot save {ckpt}" in r.stderr and "is the disk full?" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and "enforce fail" not in r.stderr, r.stderr
+    assert ckpt.read_bytes() == before and load_checkpoint(ckpt)["step"] == 2
+    assert no_tmp_files(ckpt.parent) == []
+
+
+def test_photos_that_are_not_whole_images_are_skipped_and_named(content_dir, tmp_path):
+    folder = tmp_path / "photos"
+    shutil.copytree(content_dir, folder)
+    (folder / "zz-noise.jpg").write_bytes(np.random.default_rng(0).bytes(5000))
+    whole = next(p for p in sorted(content_dir.iterdir()) if p.suffix.lower() == ".jpg")
+    data = whole.read_bytes()
+    (folder / "zz-cut.jpg").write_bytes(data[: len(data) // 2])
+    cfg = make_cfg(folder, tmp_path, steps=2)
+    r = run_python("-m", "train", *cli_args(cfg))
+    assert r.returncode == 0, r.stderr
+    line = next(ln for ln in r.stderr.splitlines() if ln.startswith("training on"))
+    from train.data import split_images
+
+    usable = len(split_images(folder)[0]) - 2
+    assert line.startswith(f"training on {usable} photos; skipped 2"), line
+    assert "zz-noise.jpg (cannot decode image)" in line and "zz-cut.jpg (truncated JPEG" in line
+    assert "Premature end of JPEG" not in r.stderr and "Corrupt JPEG" not in r.stderr, r.stderr

@@ -66,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     except CheckpointError as e:
         print(f"livestyle train: {e}", file=sys.stderr)
         return 2
+    except ValueError as e:  # the photos: none readable
+        print(f"livestyle train: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # writing the model: a full disk, a folder made read-only meanwhile
+        print(f"livestyle train: cannot write {e.filename or 'the model'} ({e.strerror or e}); "
+              "the last checkpoint is kept: fix it and continue with --resume", file=sys.stderr)
+        return 1
     except TrainingInterrupted as e:
         print(f"\nlivestyle train: {e}", file=sys.stderr)
         return 130

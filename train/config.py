@@ -35,7 +35,7 @@ class TrainConfig:
                                "it (its native side) and is enlarged to the frame, so its strokes "
                                "and outlines look as they were learned (384: brush strokes a "
                                "viewer sees at 640x480); 0: to a short side of 1.5 crops, any size")
-    crop: int = _opt(192, "training crop side in pixels (a multiple of 4)")
+    crop: int = _opt(160, "training crop side in pixels (a multiple of 4)")
     scale_jitter: float = _opt(1.25, "crops span 1 to this many crop sides before resizing")
     batch: int = _opt(4, "crops per step")
     style_side: int = _opt(384, "the painting is resized to this long side for its targets: "

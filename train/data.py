@@ -43,8 +43,28 @@ def split_images(folder: str | Path) -> tuple[list[Path], list[Path]]:
     return (train, held) if train and held else (paths, paths)  # tiny folders: no split
 
 
+def truncated_jpeg(path: str | Path) -> bool:
+    """A JPEG whose end-of-image marker is missing: cut short (a broken download or copy).
+    libjpeg decodes what is there with a warning and grey below; training must not see it."""
+    if Path(path).suffix.lower() not in (".jpg", ".jpeg"):
+        return False
+    with open(path, "rb") as f:
+        if f.read(2) != b"\xff\xd8":  # not a JPEG at all: the decoder says so
+            return False
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - 4096))
+        tail = f.read().rstrip(b"\x00")
+    return b"\xff\xd9" not in tail  # entropy-coded data never holds FF D9 (FFs are stuffed)
+
+
 def read_rgb(path: str | Path, long_side: int | None = None) -> np.ndarray:
-    """uint8 RGB HxWx3; optionally shrunk (never enlarged) to `long_side`."""
+    """uint8 RGB HxWx3; optionally shrunk (never enlarged) to `long_side`. ValueError for a
+    file that is not a whole image (unreadable, undecodable or a truncated JPEG)."""
+    try:
+        if truncated_jpeg(path):
+            raise ValueError(f"truncated JPEG (no end marker): {path}")
+    except OSError as e:
+        raise ValueError(f"cannot read image {path} ({e.strerror})") from None
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ValueError(f"cannot decode image {path}")
@@ -77,8 +97,15 @@ class CropSampler:
         self.targets: list[np.ndarray] = []
         paths = split_images(folder)[0]
         parts = getattr(teacher, "parts", None)
+        self.skipped: list[tuple[Path, str]] = []  # (photo, why) for each unusable file
         for n, path in enumerate(paths):
-            rgb = read_rgb(path)
+            try:
+                rgb = read_rgb(path)
+            except ValueError as e:
+                self.skipped.append((path, str(e).replace(str(path), "").strip(" :")))
+                if progress is not None:
+                    progress(n + 1, len(paths))
+                continue
             s = (long_side / max(rgb.shape[:2])) if long_side else int(crop * 1.5) / min(rgb.shape[:2])
             rgb = cv2.resize(rgb, None, fx=s, fy=s,
                              interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
@@ -93,6 +120,9 @@ class CropSampler:
                 self.targets.append(cv2.cvtColor(teacher(bgr), cv2.COLOR_BGR2RGB))
             if progress is not None:
                 progress(n + 1, len(paths))
+        if not self.images:
+            raise ValueError(f"none of the {len(paths)} photos under {folder} could be read; "
+                             "pass --content-dir with a folder of JPEG or PNG photos")
 
     def __len__(self) -> int:
         return len(self.images)

@@ -7,12 +7,14 @@ same batches and perturbations as an uninterrupted one, with no RNG state to sav
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
 import os
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from livestyle.atomic import atomic_open, write_atomic
+from livestyle.atomic import OutputBusy, OutputClaim, atomic_open, write_atomic
 from livestyle.generator import SIZES, Generator
 from livestyle.styles import native_side
 from . import ink, losses
@@ -52,10 +54,17 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 def save_atomic(obj, path: Path) -> None:
-    """torch.save whole or not at all: a crash never leaves half a checkpoint."""
+    """torch.save whole or not at all: a crash never leaves half a checkpoint; a failed write
+    (a full disk) is a CheckpointError that says the last checkpoint is kept."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path) as f:
-        torch.save(obj, f)
+    try:
+        with atomic_open(path) as f:
+            torch.save(obj, f)
+    except (OSError, RuntimeError) as e:  # torch reports a failed write as a RuntimeError
+        reason = (e.strerror if isinstance(e, OSError) and e.strerror else "the write failed")
+        raise CheckpointError(f"cannot save {path} ({reason}; is the disk full?); the last "
+                              "checkpoint saved there is unchanged: free space and continue "
+                              "with --resume") from None
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -105,8 +114,12 @@ def sample_photos(cfg: TrainConfig, n: int = 4) -> list[np.ndarray]:
     """A fixed, evenly spread handful of held-out photos (RGB), for grids and export checks."""
     paths = split_images(cfg.content_folder)[1]
     picks = [paths[int(i)] for i in np.linspace(0, len(paths) - 1, n)]
-    # at the native side the style runs at, so the grid shows its strokes as a viewer sees them
-    return [read_rgb(p, cfg.long_side or SAMPLE_SIDE) for p in picks]
+    photos = []
+    for p in dict.fromkeys(picks):  # unreadable ones are left out (training names them)
+        with contextlib.suppress(ValueError):
+            # at the native side the style runs at: the grid shows strokes as a viewer sees them
+            photos.append(read_rgb(p, cfg.long_side or SAMPLE_SIDE))
+    return photos
 
 
 def save_grid(generator: Generator, photos: list[np.ndarray], teacher, path: Path) -> None:
@@ -187,6 +200,35 @@ class Progress:
             print(file=sys.stderr)
 
 
+def _check_writable(folder: Path, what: str, flag: str) -> None:
+    """CheckpointError, before any training, if `folder` cannot be made or written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise CheckpointError(f"cannot write {what} in {folder} ({e.strerror or e}); pass {flag} "
+                              "with a folder you can write, or fix its permissions") from None
+
+
+def claim_outputs(cfg: TrainConfig) -> list[OutputClaim]:
+    """One training per model name and per checkpoint at a time: CheckpointError while
+    another holds either (the claims go when the process ends, killed or not)."""
+    claims: list[OutputClaim] = []
+    targets = [cfg.model_dir / f"{n}.onnx" for n in cfg.names] + [
+        Path(cfg.run_dir) / cfg.name / "checkpoint.pt"]
+    try:
+        for target in targets:
+            claims.append(OutputClaim(target))
+    except OutputBusy as e:
+        for c in claims:
+            c.release()
+        holder = str(e).split("(process ")[-1].split(")")[0]
+        raise CheckpointError(f"another training (process {holder}) is writing {target}; wait "
+                              "for it to end, or choose another --name") from None
+    return claims
+
+
 def check_outputs(cfg: TrainConfig, resume: bool, overwrite: bool) -> list[str]:
     """Refuse, before any work, what would destroy something: an existing model (unless
     `overwrite`), a --resume with no checkpoint. Returns notes to print."""
@@ -196,6 +238,8 @@ def check_outputs(cfg: TrainConfig, resume: bool, overwrite: bool) -> list[str]:
     if resume and not ckpt.is_file():
         raise CheckpointError(f"--resume: no checkpoint at {ckpt}; run without --resume to start "
                               "training, or pass the --run-dir and --name of the run to continue")
+    _check_writable(cfg.model_dir, "the model", "--out-dir")
+    _check_writable(ckpt.parent, "checkpoints", "--run-dir")
     notes = []
     for name in cfg.names:
         target = cfg.model_dir / f"{name}.onnx"
@@ -233,6 +277,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
     run_dir = Path(cfg.run_dir) / cfg.name
     ckpt_path = run_dir / "checkpoint.pt"
     notes = check_outputs(cfg, resume, overwrite) if master else []
+    claims = claim_outputs(cfg) if master else []
     for note in notes:
         print(note, file=sys.stderr)
 
@@ -332,6 +377,12 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
             data = CropSampler(cfg.content_folder, cfg.crop, teacher, long_side=cfg.long_side,
                                jitter=cfg.scale_jitter,
                                progress=_prepare_progress if master else None)
+            if master:
+                shown_bad = ", ".join(f"{p.name} ({why})" for p, why in data.skipped[:10])
+                more = f" and {len(data.skipped) - 10} more" if len(data.skipped) > 10 else ""
+                print(f"training on {len(data)} photos" + (
+                    f"; skipped {len(data.skipped)} that are not whole images: {shown_bad}{more}"
+                    if data.skipped else ""), file=sys.stderr, flush=True)
         stability_from = cfg.stability_from()
         if master and 0 < stability_from < cfg.steps and start < cfg.steps:
             print(f"the stability loss joins at step {stability_from} of {cfg.steps}",
@@ -460,5 +511,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
             return outs[0]
         return None
     finally:
+        for claim in claims:
+            claim.release()
         if ddp:
             dist.destroy_process_group()
