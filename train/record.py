@@ -92,9 +92,9 @@ def main() -> int:
                     f"{s.macs_per_pixel} | {path.stat().st_size / 1024:.0f} KB | {prov} |")
     rows += ["", "Wall times are on a shared 2-core AMD EPYC (no GPU), often with other jobs running, "
              "and count every stretch of a resumed run (older models: only the last one).",
-             "", "The paintings' time counts from step 12,000: their first 12,000 steps, on "
-             "2026-11-25 before checkpoints recorded time, took about 1 h 45 min more (one "
-             "thread, the other core busy with the cartoon; about 1.5-2.2 steps a second).",
+             "", "The paintings (`bash train/make_styles.sh paintings`) were trained two at a "
+             "time, one thread each, on 2026-12-03; their recipe and how it was found: "
+             "docs/paintings.md.",
              "", "The cartoon has two stages (`bash train/make_styles.sh cartoon`). Its "
              "`--init-from engines/cartoon.onnx` is the previous bundled cartoon, stage 1: the "
              "`toon` network trained 11,500 steps at a 640-px long side (about 1 h 30 min to "
