@@ -154,9 +154,12 @@ def cmd_run(a) -> int:
         progress.finish()
         for s, handler in previous.items():
             signal.signal(s, handler)
+    (pw, ph), (fw, fh) = stats.processing_size, stats.frame_size
+    why = (f" for {fw}x{fh} frames ({stats.scale_reason}; enlarged to the frame after)"
+           if stats.scale_reason else "")
     print(f"{stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.1f} fps), "
-          f"{stats.dropped} dropped at the source; processing {stats.processing_size[0]}x"
-          f"{stats.processing_size[1]} on {stats.backend}", file=sys.stderr)
+          f"{stats.dropped} dropped at the source; processing {pw}x{ph}{why} on {stats.backend}",
+          file=sys.stderr)
     for written in stats.outputs:
         print(f"wrote {written}", file=sys.stderr)
     if signals:

@@ -43,6 +43,8 @@ class RunStats:
     seconds: float = 0.0
     stage_ms: dict[str, list[float]] = field(default_factory=dict)
     processing_size: tuple[int, int] = (0, 0)
+    frame_size: tuple[int, int] = (0, 0)  # the last frame's (w, h)
+    scale_reason: str = ""  # why the generator ran smaller than the frame ("" if it did not)
     backend: str = ""
     incomplete: str = ""  # why the source ended before its end (a truncated file)
     outputs: list[str] = field(default_factory=list)  # what was written: "out.mp4: H.264 ..."
@@ -50,6 +52,24 @@ class RunStats:
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def scale_reason(width: int, height: int, scale: float | None, stroke: float, backend: str,
+                 native_side: int | None) -> str:
+    """Why the generator runs smaller than a `width` x `height` frame, in the user's terms."""
+    if scale is not None:
+        why = f"--scale {scale:g}"
+    else:
+        gpu = backend in backends.GPU_BACKENDS
+        budget = auto_scale(width, height, gpu=gpu)
+        native = auto_scale(width, height, gpu=gpu, native_side=native_side)
+        why = (f"the style's {native_side}-px native side, where it learned its strokes"
+               if native < budget else
+               "on a CPU a frame larger than 640x480 runs at 640x360 worth of pixels"
+               if budget < 1 else "")
+    if stroke != 1:
+        why = f"{why}, then --stroke {stroke:g}" if why else f"--stroke {stroke:g}"
+    return why
 
 
 def generator_size(bgr: np.ndarray, scale: float | None, stroke: float,
@@ -141,6 +161,12 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | 
     stats.incomplete = getattr(source, "truncated", "")
     stats.stage_ms = timers.all
     stats.processing_size = size or (0, 0)
+    if size:
+        h, w = bgr.shape[:2]
+        stats.frame_size = (w, h)
+        if size != (w, h):
+            stats.scale_reason = scale_reason(w, h, scale, controls.stroke,
+                                              switcher.backend.name, switcher.style.native_side)
     return stats
 
 

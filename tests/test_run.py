@@ -232,3 +232,32 @@ def test_the_pipeline_enlarges_a_style_the_way_the_style_says(upscale, tmp_path)
     finally:
         switcher.close()
     assert np.array_equal(sink.frames[1], other)
+
+
+def test_the_log_says_why_a_large_photo_runs_smaller(styles_dir, tmp_path):
+    import cv2
+
+    photo = tmp_path / "big.png"
+    cv2.imwrite(str(photo), np.random.default_rng(0).integers(0, 255, (1200, 1600, 3), np.uint8))
+    r = livestyle("run", "--style", str(styles_dir / "identity.onnx"), "--source", str(photo),
+                  "--output", str(tmp_path / "out.png"), "--backend", "onnxruntime",
+                  env={"LIVESTYLE_STYLES": str(styles_dir), "DISPLAY": ""})
+    assert r.returncode == 0, r.stderr
+    assert ("processing 554x416 for 1600x1200 frames (on a CPU a frame larger than 640x480 runs "
+            "at 640x360 worth of pixels; enlarged to the frame after)") in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("w, h, scale, stroke, native, want", [
+    (640, 480, None, 1.0, 384, "the style's 384-px native side, where it learned its strokes"),
+    (1920, 1080, None, 1.0, None, "on a CPU a frame larger than 640x480 runs at 640x360 worth "
+                                  "of pixels"),
+    (1920, 1080, None, 1.0, 512, "the style's 512-px native side, where it learned its strokes"),
+    (640, 480, 0.5, 1.0, None, "--scale 0.5"),
+    (640, 480, None, 2.0, None, "--stroke 2"),
+    (640, 480, None, 2.0, 384, "the style's 384-px native side, where it learned its strokes, "
+                               "then --stroke 2"),
+])
+def test_scale_reason_names_what_chose_the_size(w, h, scale, stroke, native, want):
+    from livestyle.pipeline import scale_reason
+
+    assert scale_reason(w, h, scale, stroke, "openvino", native) == want

