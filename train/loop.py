@@ -115,7 +115,7 @@ def sample_photos(cfg: TrainConfig, n: int = 4) -> list[np.ndarray]:
     paths = split_images(cfg.content_folder)[1]
     picks = [paths[int(i)] for i in np.linspace(0, len(paths) - 1, n)]
     photos = []
-    for p in dict.fromkeys(picks):  # unreadable ones are left out (training names them)
+    for p in picks:  # unreadable ones are left out (training names them)
         with contextlib.suppress(ValueError):
             # at the native side the style runs at: the grid shows strokes as a viewer sees them
             photos.append(read_rgb(p, cfg.long_side or SAMPLE_SIDE))
@@ -201,10 +201,16 @@ class Progress:
 
 
 def _check_writable(folder: Path, what: str, flag: str) -> None:
-    """CheckpointError, before any training, if `folder` cannot be made or written."""
+    """CheckpointError, before any training, if `folder` cannot be made or written: a real
+    write (of a nameless temporary file) in it or in the nearest folder above it that exists;
+    nothing is created."""
+    probe = folder.absolute()
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        if not probe.is_dir():
+            raise NotADirectoryError(20, f"{probe} is a file, not a folder")
+        with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as e:
         raise CheckpointError(f"cannot write {what} in {folder} ({e.strerror or e}); pass {flag} "
@@ -219,6 +225,7 @@ def claim_outputs(cfg: TrainConfig) -> list[OutputClaim]:
         Path(cfg.run_dir) / cfg.name / "checkpoint.pt"]
     try:
         for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
             claims.append(OutputClaim(target))
     except OutputBusy as e:
         for c in claims:
@@ -238,8 +245,6 @@ def check_outputs(cfg: TrainConfig, resume: bool, overwrite: bool) -> list[str]:
     if resume and not ckpt.is_file():
         raise CheckpointError(f"--resume: no checkpoint at {ckpt}; run without --resume to start "
                               "training, or pass the --run-dir and --name of the run to continue")
-    _check_writable(cfg.model_dir, "the model", "--out-dir")
-    _check_writable(ckpt.parent, "checkpoints", "--run-dir")
     notes = []
     for name in cfg.names:
         target = cfg.model_dir / f"{name}.onnx"
@@ -250,6 +255,8 @@ def check_outputs(cfg: TrainConfig, resume: bool, overwrite: bool) -> list[str]:
         if cfg.found_by_name and bundled.exists() and bundled.resolve() != target.resolve():
             notes.append(f"note: your '{name}' will take precedence over the bundled style of "
                          f"that name ({bundled})")
+    _check_writable(cfg.model_dir, "the model", "--out-dir")
+    _check_writable(ckpt.parent, "checkpoints", "--run-dir")
     return notes
 
 

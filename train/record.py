@@ -48,10 +48,16 @@ def command(training: dict) -> str:
     from .config import LEGACY, TrainConfig
 
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    # settings the model's mode never reads
+    unused = ({"loss_norm", "style_weight", "style_weights", "style_side"} if training.get("teacher")
+              else {"l1_weight", "l2_weight", "edge_weight", "line_weight", "base_weight",
+                    "adversarial_weight"})
+    if training.get("teacher") and not training.get("content_weight"):
+        unused |= {"style_taps", "content_blocks", "loss_net"}  # no loss network at all
     flags = [f"--name {training.get('name', '?')}"]
     for key, value in (LEGACY | training).items():
-        if key in defaults and key not in ("name", "description", "out_dir", "run_dir",
-                                           "content_dir") and value != defaults[key]:
+        if key in defaults and key not in unused | {"name", "description", "out_dir", "run_dir",
+                                                    "content_dir"} and value != defaults[key]:
             if key == "style_image":
                 value = "../shared/data/styles/" + Path(value).name
             flags.append(f"--{key.replace('_', '-')} {value}")
