@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from livestyle.config import SourceConfig
+from livestyle.paths import for_opencv
 
 
 class SourceError(RuntimeError):
@@ -101,8 +102,13 @@ def _open_capture(cfg: SourceConfig) -> cv2.VideoCapture:
             cap.set(cv2.CAP_PROP_FPS, cfg.fps)
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver's queue adds latency, not frames
     else:
-        cap = cv2.VideoCapture(cfg.source)
+        cap = _open_file(cfg.source)
     return cap
+
+
+def _open_file(path: str) -> cv2.VideoCapture:
+    with for_opencv(path) as name:  # a file name that is not UTF-8 crashes OpenCV
+        return cv2.VideoCapture(name)
 
 
 def _no_camera_message(index: str) -> str:
@@ -253,7 +259,7 @@ class FileSource:
     def __init__(self, cfg: SourceConfig, realtime: bool = False, cap=None, log=print):
         self.cfg = cfg
         self._log = log
-        self._cap = cap if cap is not None else interruptible(cv2.VideoCapture, cfg.source)
+        self._cap = cap if cap is not None else interruptible(_open_file, cfg.source)
         if not self._cap.isOpened():
             self._cap.release()
             raise SourceError(f"cannot decode video {cfg.source}: not a video file OpenCV's "

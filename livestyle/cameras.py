@@ -18,6 +18,8 @@ from pathlib import Path
 
 import cv2
 
+from livestyle.paths import for_opencv
+
 COMMON_SIZES = [(320, 240), (640, 360), (640, 480), (800, 600), (1024, 768), (1280, 720),
                 (1280, 960), (1600, 1200), (1920, 1080), (2560, 1440), (3840, 2160)]
 FOURCCS = ["MJPG", "YUYV"]  # what webcams offer: compressed (fast at large sizes) and raw
@@ -105,7 +107,8 @@ def _open(source: str):
     if source.isdigit():
         api = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
         return cv2.VideoCapture(int(source), api)
-    return cv2.VideoCapture(source)
+    with for_opencv(source) as name:  # a file name that is not UTF-8 crashes OpenCV
+        return cv2.VideoCapture(name)
 
 
 def examine(source: str, device: str = "", name: str = "") -> Camera:

@@ -220,6 +220,9 @@ STOPPED = "\nlivestyle: stopped; camera and outputs released"
 def main(argv: list[str] | None = None) -> int:
     """The CLI. Ctrl-C or SIGTERM at any moment, imports and start-up included, ends with
     one line and exit 130; the signal handlers in place before are put back on return."""
+    from livestyle.paths import printable_names
+
+    printable_names()  # a file name that is not UTF-8 prints as its own bytes
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         signal.signal(signal.SIGTERM, _on_sigterm)

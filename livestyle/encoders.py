@@ -20,6 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from livestyle.paths import for_opencv
+
 H264_PRESET = "veryfast"  # x264: among its fastest presets, still small files
 H264_CRF = "20"  # x264 quality: 18 is visually lossless, 23 its default
 
@@ -120,8 +122,9 @@ class OpenCVEncoder(Encoder):
         level = cv2.utils.logging.getLogLevel()
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a failed probe
         try:
-            self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc),
-                                           fps, self.size)
+            with for_opencv(path) as name:  # opened here: the link may go after
+                self._writer = cv2.VideoWriter(name, cv2.VideoWriter_fourcc(*fourcc),
+                                               fps, self.size)
         finally:
             cv2.utils.logging.setLogLevel(level)
         if not self._writer.isOpened():

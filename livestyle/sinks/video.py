@@ -29,6 +29,7 @@ import numpy as np
 from livestyle.atomic import fsync_file, partial_path, publish, stale_partials
 from livestyle.encoders import Encoder, EncoderUnavailable, open_encoder
 from livestyle.interrupts import deferred_interrupts
+from livestyle.paths import for_opencv
 from livestyle.sinks.base import Sink, SinkError, claim_output
 
 LOW_SPACE = 1 << 20  # below this many free bytes a failed file is put down to a full disk
@@ -37,7 +38,8 @@ LOW_SPACE = 1 << 20  # below this many free bytes a failed file is put down to a
 def playable_frames(path: str | Path) -> int:
     """Frames the container of `path` announces, after checking its first frame decodes;
     0 when it does not open (no index: an interrupted or failed write)."""
-    cap = cv2.VideoCapture(str(path))
+    with for_opencv(path) as name:
+        cap = cv2.VideoCapture(name)
     try:
         if not cap.isOpened() or not cap.read()[0]:
             return 0
