@@ -11,7 +11,7 @@ import sys
 import cv2
 
 from livestyle.backends import AUTO_ORDER, REGISTRY, BackendUnavailable, create
-from livestyle.gpu import cuda_device_count
+from livestyle.gpu import cuda_device_count, driver_cuda_version
 from livestyle.sinks.preview import display_available
 from livestyle.sinks.vcam import setup_help
 from livestyle.styles import catalogue, user_dir_problem
@@ -78,7 +78,9 @@ def main() -> int:
     lines.append(_vcam())
 
     count, why = cuda_device_count()
-    lines.append((count > 0, f"NVIDIA GPU: {count} CUDA device(s)" if count else
+    cuda = driver_cuda_version()
+    driver = f", driver for CUDA {cuda[0]}.{cuda[1]}" if cuda else ""
+    lines.append((count > 0, f"NVIDIA GPU: {count} CUDA device(s){driver}" if count else
                   f"NVIDIA GPU: {why} (the CPU backends are used)"))
     if count:
         lines.append(_gpu_packages())

@@ -28,19 +28,25 @@ import math
 import threading
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import numpy as np
 
 from livestyle.backends.base import BackendUnavailable
 
-INSTALL_HINT = ("on a machine with an NVIDIA driver: pip install -e .[gpu] "
-                "(installs tensorrt and pycuda)")
+INSTALL_HINT = ("on a machine with an NVIDIA driver: pip install -e .[gpu] --extra-index-url "
+                "https://pypi.nvidia.com (installs tensorrt, TensorRT 11 for CUDA 13, which "
+                "needs driver 580 or later, and pycuda)")
 PYCUDA_FIX = ("pycuda has no wheels: pip compiles it against the CUDA toolkit's headers "
               "(cuda.h). Install the CUDA toolkit (https://developer.nvidia.com/cuda-downloads "
               "or your distribution's cuda-toolkit package), put its nvcc on PATH or set "
               "CUDA_ROOT (for example export CUDA_ROOT=/usr/local/cuda), then: pip install "
               "pycuda")
+
+
+# cuda.h's CU_STREAM_NON_BLOCKING: pycuda's Stream(flags) passes it to cuStreamCreate as is,
+# and has no enum for it
+CU_STREAM_NON_BLOCKING = 0x1
 
 
 def _driver():
@@ -115,9 +121,15 @@ def release_primary_contexts() -> None:
     for ctx in contexts:
         try:
             ctx.push()
-            ctx.detach()
-        except Exception:  # noqa: BLE001, S110 - see the docstring
-            pass
+        except Exception:  # noqa: BLE001 - see the docstring; nothing was pushed
+            continue
+        try:
+            ctx.detach()  # pops it off the stack when it succeeds
+        except Exception:  # noqa: BLE001 - see the docstring
+            # still on this thread's stack: pycuda aborts the process at exit ("context
+            # stack was not empty") unless it comes off
+            with suppress(Exception):
+                _driver().Context.pop()
 
 
 class CudaContext:
@@ -147,7 +159,7 @@ class CudaContext:
         try:
             yield
         except BaseException as e:
-            traceback.clear_frames(e.__traceback__)
+            _clear_frames(e)
             raise
         finally:
             self._cuda.Context.pop()
@@ -161,6 +173,17 @@ class CudaContext:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _clear_frames(error: BaseException) -> None:
+    """Clear the locals of the finished frames in `error`'s traceback and in those of the
+    exceptions it was raised from or during (__cause__, __context__): a chained exception
+    keeps its own traceback alive, with the frames that raised it."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)
+        error = error.__cause__ or error.__context__
 
 
 class PinnedBuffer:
@@ -226,7 +249,10 @@ class Slot:
             self.host_out = PinnedBuffer(nbytes)
             self.dev_in = DeviceBuffer(nbytes)
             self.dev_out = DeviceBuffer(nbytes)
-            self.stream = cuda.Stream()
+            # NON_BLOCKING: a plain cuda.Stream() is a blocking stream, which waits for (and
+            # is waited for by) the legacy default stream, so any library that touches the
+            # default stream would serialize both slots behind it
+            self.stream = cuda.Stream(flags=CU_STREAM_NON_BLOCKING)
             # BLOCKING_SYNC: the waiting thread sleeps instead of spinning a core, which the
             # capture and display threads need; DISABLE_TIMING makes record/sync cheaper.
             self.event = cuda.Event(cuda.event_flags.BLOCKING_SYNC

@@ -46,7 +46,7 @@ from livestyle.backends import cuda_buffers, engine_cache, fp16_graph, shape_pro
 from livestyle.backends.base import Backend, BackendUnavailable
 from livestyle.backends.slots import SlotScheduler
 from livestyle.frames import MIN_SIDE
-from livestyle.gpu import cuda_device_count
+from livestyle.gpu import cuda_device_count, tensorrt_install_hint
 from livestyle.metrics import psnr
 
 INPUT, OUTPUT = "frame", "styled"  # tensor names fixed by train/export.py
@@ -59,7 +59,9 @@ N_SLOTS = 2
 # (flags, precision rules, profile, number of profiles): it is part of the cache key.
 # 2: weak typing without pinned norms (TensorRT 10), strongly typed FP16 graph (11), wider
 #    profile
-RECIPE = 2
+# 3: one optimization profile shared by the slots' contexts (was one per slot)
+RECIPE = 3
+PROFILE_INDEX = 0  # the plan's one optimization profile, which every execution context uses
 MIN_PSNR = 30.0  # dB, FP16 engine vs ONNX Runtime FP32 on the check photo
 CHECK_PHOTO_ENV = "LIVESTYLE_CHECK_IMAGE"
 # Present in the development checkout only; users get a synthetic image or set the env var.
@@ -82,18 +84,20 @@ def require_tensorrt():
     count, why = cuda_device_count()
     if not count:
         raise BackendUnavailable(f"TensorRT needs an NVIDIA GPU and driver ({why}); on a "
-                                 "machine with both: pip install -e .[gpu]")
+                                 f"machine with both: {cuda_buffers.INSTALL_HINT}")
     problems, trt = [], None
     try:
         import tensorrt as trt
     except ImportError as e:
-        problems.append(f"tensorrt is not installed ({e}): pip install 'tensorrt>=10', or "
-                        f"{cuda_buffers.INSTALL_HINT}")
+        # an ImportError naming a library (libnvinfer.so...) is a tensorrt package whose
+        # libraries did not come: they are fetched from NVIDIA's index, not PyPI
+        problems.append(f"tensorrt is not installed or its libraries are missing ({e}): "
+                        f"{tensorrt_install_hint()}")
     else:
         version = getattr(trt, "__version__", "0")
         if int(version.split(".")[0]) < 10:
             problems.append(f"TensorRT {version} is too old: this backend uses the TensorRT "
-                            "10 tensor API; pip install -U 'tensorrt>=10'")
+                            f"10 tensor API; {tensorrt_install_hint()} (with -U)")
     try:
         cuda_buffers.require()
     except BackendUnavailable as e:
@@ -244,13 +248,12 @@ def _build_plan(trt, model_bytes: bytes, fp16: bool, log: Log) -> tuple[bytes, s
         log("  FP16 allowed: TensorRT 10 picks FP16 or FP32 per layer (weakly typed)")
     elif fp16:
         log("  FP16 convolutions, instance norm in FP32, set in the graph (strongly typed)")
-    # One identical profile per slot: each slot has its own execution context so that two
-    # frames can be in flight, and with dynamic shapes TensorRT wants concurrently running
-    # contexts on distinct profiles.
-    for _ in range(N_SLOTS):
-        profile = builder.create_optimization_profile()
-        profile.set_shape(INPUT, PROFILE["min"], PROFILE["opt"], PROFILE["max"])
-        config.add_optimization_profile(profile)
+    # One profile, shared by both slots' execution contexts: since TensorRT 10 contexts may
+    # run on the same profile concurrently (before, each needed its own, and a second
+    # identical one doubled the build time and the plan's size)
+    profile = builder.create_optimization_profile()
+    profile.set_shape(INPUT, PROFILE["min"], PROFILE["opt"], PROFILE["max"])
+    config.add_optimization_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise BackendUnavailable("TensorRT could not build an engine for this model; its "
@@ -344,9 +347,9 @@ def describe_precision(header: dict) -> str:
 # ------------------------------------------------------------------ running
 
 class _Runner:
-    """A deserialized engine on N_SLOTS slots: one execution context per slot, each on its
-    own optimization profile and stream, fed by a SlotScheduler behind a ProfileFit (frames
-    of any size). Use it, and close it, with the context active.
+    """A deserialized engine on N_SLOTS slots: one execution context per slot, all on the
+    plan's one optimization profile, each on its slot's stream, fed by a SlotScheduler behind
+    a ProfileFit (frames of any size). Use it, and close it, with the context active.
     """
 
     def __init__(self, trt, engine):
@@ -356,9 +359,9 @@ class _Runner:
         for n in names:
             if engine.get_tensor_dtype(n) != trt.DataType.UINT8:
                 raise ValueError(f"engine tensor {n} is {engine.get_tensor_dtype(n)}, not uint8")
-        if engine.num_optimization_profiles < N_SLOTS:
-            raise ValueError(f"engine has {engine.num_optimization_profiles} optimization "
-                             f"profiles, the runner needs {N_SLOTS}")
+        if engine.num_optimization_profiles < 1:
+            raise ValueError("engine has no optimization profile; rebuild it: livestyle "
+                             "build --style NAME --force")
         self._engine = engine
         self._contexts: list = []
         self._shapes: list[tuple | None] = [None] * N_SLOTS
@@ -371,18 +374,32 @@ class _Runner:
                     raise RuntimeError("TensorRT could not create an execution context "
                                        "(out of GPU memory?)")
                 self._contexts.append(ctx)
-                if not ctx.set_optimization_profile_async(i, self._slots.stream_handle(i)):
-                    raise RuntimeError(
-                        f"TensorRT refused optimization profile {i} for execution context {i} "
-                        f"(the engine has {engine.num_optimization_profiles}); the cached "
-                        "engine does not fit this livestyle: livestyle build --style NAME "
-                        "--force")
+                self._set_profile(i)
+            # the profile switches are done before any frame comes: a host-device sync point,
+            # once per load, so that no later call depends on which stream a switch went to
             for i in range(N_SLOTS):
                 self._slots.sync(i)
         except BaseException:
             self.close()
             raise
         self.scheduler = shape_profile.ProfileFit(SlotScheduler(self._slots, N_SLOTS), PROFILE)
+
+    def _set_profile(self, slot: int) -> None:
+        """Put the slot's execution context on the plan's profile, on the slot's stream.
+
+        A new context starts on profile 0 already; it is set anyway, so that a plan without
+        it fails here, at load, rather than at the first frame. The binding raises
+        RuntimeError when TensorRT refuses (it never returns False, in 10.x and 11.x alike).
+        """
+        try:
+            self._contexts[slot].set_optimization_profile_async(
+                PROFILE_INDEX, self._slots.stream_handle(slot))
+        except RuntimeError as e:
+            raise RuntimeError(
+                f"TensorRT refused optimization profile {PROFILE_INDEX} for execution context "
+                f"{slot} ({e}; the engine has {self._engine.num_optimization_profiles}); the "
+                "cached engine does not fit this livestyle: livestyle build --style NAME "
+                "--force") from e
 
     def _compute(self, slot: int, stream: int, in_ptr: int, out_ptr: int, shape) -> None:
         ctx = self._contexts[slot]
@@ -393,8 +410,9 @@ class _Runner:
             if not ctx.set_input_shape(INPUT, full):
                 raise ValueError(f"TensorRT rejected input shape {full}")
             self._shapes[slot] = full
-        ctx.set_tensor_address(INPUT, in_ptr)
-        ctx.set_tensor_address(OUTPUT, out_ptr)
+        for name, ptr in ((INPUT, in_ptr), (OUTPUT, out_ptr)):
+            if not ctx.set_tensor_address(name, ptr):  # False, not an exception, on refusal
+                raise RuntimeError(f"TensorRT refused the device address of tensor {name}")
         if not ctx.execute_async_v3(stream):
             raise RuntimeError("TensorRT failed to enqueue the network")
 

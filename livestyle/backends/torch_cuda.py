@@ -17,6 +17,12 @@ from livestyle.backends.base import BackendUnavailable, SyncBackend
 from livestyle.backends.torch import import_torch, load_generator
 
 
+def pinned(torch, shape: tuple[int, ...]):
+    """A uint8 tensor allocated page-locked (not a pageable one copied into pinned memory,
+    which `.pin_memory()` does: twice the allocations and a copy)."""
+    return torch.empty(shape, dtype=torch.uint8, pin_memory=True)
+
+
 class TorchCudaBackend(SyncBackend):
     name = "torch-cuda"
 
@@ -30,6 +36,10 @@ class TorchCudaBackend(SyncBackend):
         from livestyle.generator import PixelWrapper
 
         self._torch = torch
+        # cuDNN times its convolution algorithms for each new input shape and keeps the
+        # fastest: a slower first frame at each frame size, faster frames after it (a live
+        # stream keeps one size)
+        torch.backends.cudnn.benchmark = True
         self._device = torch.device(device)
         self._fp16 = fp16
         model = PixelWrapper(load_generator(model_path)).to(self._device).eval()
@@ -50,8 +60,7 @@ class TorchCudaBackend(SyncBackend):
         torch = self._torch
         shape = (1, *frame.shape)
         if self._pinned_in is None or tuple(self._pinned_in.shape) != shape:
-            self._pinned_in = torch.empty(shape, dtype=torch.uint8).pin_memory()
-            self._pinned_out = torch.empty(shape, dtype=torch.uint8).pin_memory()
+            self._pinned_in, self._pinned_out = pinned(torch, shape), pinned(torch, shape)
         # safe to overwrite: the previous call synchronized after its last use of the buffer
         self._pinned_in.numpy()[0] = frame
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16,
