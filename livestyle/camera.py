@@ -93,7 +93,15 @@ def _open_capture(cfg: SourceConfig) -> cv2.VideoCapture:
                                 [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,
                                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS])
     if cfg.is_camera:
-        cap = cv2.VideoCapture(int(cfg.source))
+        # OpenCV logs its own errors for an index with no camera behind it (obsensor's
+        # "Camera index out of range" on Linux); the run says that in its own words after
+        quiet = cv2.utils.logging
+        level = quiet.getLogLevel()
+        quiet.setLogLevel(quiet.LOG_LEVEL_SILENT)
+        try:
+            cap = cv2.VideoCapture(int(cfg.source))
+        finally:
+            quiet.setLogLevel(level)
         if cap.isOpened():
             # MJPG first: most USB cameras deliver 30 fps at 640x480+ only compressed
             cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))

@@ -119,7 +119,9 @@ def read_style(path: str | Path) -> Style:
     try:
         version = int(meta["livestyle.format"])
         style = Style(
-            name=meta["livestyle.style"],
+            # the file's name is what --style takes and what every log names, whatever name
+            # the metadata was trained under (a copied or renamed file keeps the old one)
+            name=path.stem,
             path=path,
             description=meta.get("livestyle.description", ""),
             generator=json.loads(meta["livestyle.generator"]),
@@ -157,9 +159,18 @@ def _io_mismatch(graph) -> str:
         dims = [d.dim_value for d in t.shape.dim]
         if t.elem_type != TensorProto.UINT8:
             return f"its {kind} is {TensorProto.DataType.Name(t.elem_type).lower()}"
+        if len(dims) == 4 and dims[1] == 3 and dims[3] != 3:
+            return (f"its {kind} is channels-first (NCHW, shape {_shape(t)}), but livestyle "
+                    "passes frames channels-last (NHWC: height, width, then 3 colours)")
         if len(dims) != 4 or dims[3] not in (0, 3):  # 0: a named (free) dimension
-            return f"its {kind} has shape {dims}"
+            return f"its {kind} has shape {_shape(t)}"
     return ""
+
+
+def _shape(t) -> str:
+    """A tensor type's shape as a user reads it: [1, 3, h, w], free dimensions by name."""
+    return "[" + ", ".join(str(d.dim_value) if d.dim_value else (d.dim_param or "?")
+                           for d in t.shape.dim) + "]"
 
 
 @dataclass

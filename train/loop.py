@@ -287,6 +287,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
     claims = claim_outputs(cfg) if master else []
     for note in notes:
         print(note, file=sys.stderr)
+    saved_step = None  # the step of the checkpoint on disk for this run, once there is one
 
     try:
         # -- data and models
@@ -335,7 +336,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
             if critic:
                 critic.load_state_dict(ckpt["critic"])
                 d_opt.load_state_dict(ckpt["d_opt"])
-            start = ckpt["step"]
+            start = saved_step = ckpt["step"]
             history = list(ckpt.get("history", []))  # older checkpoints have none
             seconds_before = float(ckpt.get("seconds", 0.0))
             if master:
@@ -369,6 +370,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
         progress = Progress(cfg.steps, start) if master else None
 
         def save_checkpoint(done: int) -> None:
+            nonlocal saved_step
             state = {"step": done, "config": cfg.to_dict(),
                      "generator": generator.state_dict(), "g_opt": g_opt.state_dict(),
                      "history": history,
@@ -378,6 +380,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
             if averaged is not None:
                 state["ema"] = averaged.state_dict()
             save_atomic(state, ckpt_path)
+            saved_step = done
 
         # -- the loop (photos are prepared only when there are steps left to train)
         if start < cfg.steps:
@@ -517,6 +520,18 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                       file=sys.stderr)
             return outs[0]
         return None
+    except KeyboardInterrupt as e:
+        # a Ctrl-C outside the loop's own handling (preparing the photos, exporting, a second
+        # Ctrl-C): say what the checkpoint holds; with none, the CLI says nothing was saved
+        if isinstance(e, TrainingInterrupted) or saved_step is None or not master:
+            raise
+        if saved_step >= cfg.steps:
+            raise TrainingInterrupted(
+                f"interrupted while exporting the model; all {cfg.steps} steps are saved in "
+                f"{ckpt_path}: run the same command with --resume to export it") from None
+        raise TrainingInterrupted(
+            f"interrupted; {ckpt_path} holds step {saved_step} of {cfg.steps}: continue with "
+            "the same command and --resume") from None
     finally:
         for claim in claims:
             claim.release()

@@ -51,6 +51,8 @@ def fixed_input_size(model) -> tuple[int | None, int | None]:
         weights = {t.name for t in graph.initializer}
         (frame,) = [i for i in graph.input if i.name not in weights]
         dims = frame.type.tensor_type.shape.dim
+        if dims[1].dim_value == 3 and dims[3].dim_value != 3:
+            return None, None  # channels first: not a frame model; check_any_size says so
         h, w = dims[1], dims[2]  # NHWC
     except Exception:  # noqa: BLE001 - no model, or not a frame model: the backend says why
         return None, None
@@ -74,6 +76,17 @@ def check_any_size(model, model_path: str | Path) -> None:
     """ValueError for a model whose input height or width is fixed: frames come at any
     size, and backends disagree on such a model (OpenVINO reshapes it, ONNX Runtime fails
     at the first frame of another size), so every backend refuses it alike."""
+    try:
+        weights = {t.name for t in model.graph.initializer}
+        (frame,) = [i for i in model.graph.input if i.name not in weights]
+        dims = [d.dim_value for d in frame.type.tensor_type.shape.dim]
+    except Exception:  # noqa: BLE001 - no model, or not a frame model: the backend says why
+        dims = []
+    if len(dims) == 4 and dims[1] == 3 and dims[3] != 3:
+        raise ValueError(
+            f"model {model_path} takes channels-first frames (NCHW: 3 colours, then height "
+            "and width), but livestyle passes frames channels-last (NHWC: height, width, then "
+            "3 colours, uint8 BGR); re-export it with `livestyle train` (train/export.py)")
     h, w = fixed_input_size(model)
     if h is not None or w is not None:
         size = f"{w or 'any'}x{h or 'any'} (WxH)"

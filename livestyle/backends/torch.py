@@ -35,7 +35,11 @@ def generator_weights(model_path: str | Path):
 
     from livestyle.generator import GeneratorConfig
 
-    model = onnx.load(str(model_path))
+    try:
+        model = onnx.load(str(model_path))
+    except Exception as e:  # noqa: BLE001 - onnx raises its checker's errors, OSError, ...
+        # e.g. weights kept in a file outside the model's folder, which onnx refuses to read
+        raise ValueError(f"torch cannot load {model_path}: {e}") from None
     meta = {p.key: p.value for p in model.metadata_props}
     if "livestyle.generator" not in meta:
         raise ValueError(f"{model_path} has no livestyle.generator metadata")
