@@ -115,6 +115,20 @@ def test_exit_release_lets_go_of_a_context_retained_on_another_thread(gpu):
     assert gpu.retains == 2
 
 
+def test_exit_release_pops_a_context_whose_detach_fails(gpu):
+    """Pushed, then detach() raises: the context must still come off this thread's stack,
+    or pycuda aborts the process at exit ("context stack was not empty")."""
+    cuda_buffers.CudaContext(0).close()
+    (ctx,) = gpu.contexts
+
+    def failing_detach():
+        raise RuntimeError("cuDevicePrimaryCtxRelease failed")
+
+    ctx.detach = failing_detach
+    cuda_buffers.release_primary_contexts()  # raises nothing: at exit no one could handle it
+    assert depth(gpu) == 0 and [w for w, _ in gpu.events[-2:]] == ["push", "pop"]
+
+
 def test_naive_detach_from_another_thread_would_leak(gpu):
     """The fake keeps pycuda's rule that the exit handler works around (a guard on the fake)."""
     ctx = in_thread(lambda: cuda_buffers.primary_context(0), "loader")
@@ -188,7 +202,7 @@ def test_a_failed_load_frees_what_it_made_while_the_context_is_current(
     """The runner fails half-way (TensorRT refuses the optimization profile): the engine and
     the execution context it had made are freed inside the context, though the traceback
     still holds the frames that made them."""
-    fake_trt.profile_ok = False
+    fake_trt.profile_ok = False  # the fake raises, as TensorRT's binding does
     with pytest.raises(RuntimeError, match=r"refused optimization profile 0.*--force") as e:
         trt_backend.TensorRTBackend(styles_dir / "identity.onnx", cache_dir=tmp_path, log=print)
     assert e.value.__traceback__ is not None  # the traceback is alive...
