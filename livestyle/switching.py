@@ -33,6 +33,12 @@ class StyleSwitcher:
 
     `close()` closes every backend once, waiting for a style still loading (so that no
     loader is left inside native code, and nothing it built is left unclosed).
+
+    At most two styles are held: the current one and the one asked for next. A style
+    switched away from is closed, and so is one that finishes loading after another was
+    asked for instead: on a GPU each holds its engine and activation memory for the largest
+    frame, so keeping every style visited would grow the memory with each one (coming back
+    to a style loads it again, from the engine cache, while the current one keeps running).
     """
 
     def __init__(self, styles: list[Style], backend: str, threads: int = 0, log=print):
@@ -58,10 +64,11 @@ class StyleSwitcher:
                 self._errors[i] = e
             return
         with self._lock:
-            if not self._closed:
+            # `wanted` may have moved on while this loaded: then nobody will switch to it
+            if not self._closed and i in (self.wanted, self.index):
                 self._loaded[i] = b
                 return
-        b.close()  # the switcher was closed while this style loaded: nobody else will
+        b.close()  # closed, or passed over while it loaded: nobody else will close it
 
     @property
     def backend(self) -> backends.Backend:
@@ -75,6 +82,11 @@ class StyleSwitcher:
         """Switch to style `i` (modulo the count) as soon as it is loaded; starts loading it."""
         i %= len(self.styles)
         self.wanted = i
+        with self._lock:  # one asked for earlier and loaded, but not switched to: let go
+            passed = [j for j in self._loaded if j not in (i, self.index)]
+            gone = [self._loaded.pop(j) for j in passed]
+        for b in gone:
+            b.close()
         with self._lock:
             busy = self._closed or i in self._loaded or (
                 i in self._loading and self._loading[i].is_alive())
@@ -95,31 +107,15 @@ class StyleSwitcher:
             self._in_flight.pop()  # the frame is dropped: the next result is not its
             raise
         if styled is not None:
-            self._check(styled)
             ready.append((self._in_flight.popleft(), styled))
         return ready
-
-    def _check(self, styled: np.ndarray) -> None:
-        """ValueError for a style whose result is not a colour frame (a one-channel output
-        would otherwise be written as a gray image, or fail deep in a video encoder)."""
-        if styled.dtype == np.uint8 and styled.ndim == 3 and styled.shape[2] == 3:
-            return
-        channels = styled.shape[2] if styled.ndim == 3 else 1
-        what = (f"{channels}-channel {styled.dtype}" if styled.ndim in (2, 3)
-                else f"{styled.dtype} {styled.shape}")
-        raise ValueError(f"style {self.style.name} ({self.style.path}) gives {what} frames, "
-                         "not colour ones (height x width x 3, uint8 BGR): it is not a "
-                         "livestyle generator; re-export it with `livestyle train`")
 
     def flush(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """The pairs still in flight in the current style, oldest first."""
         return self._drain(self.backend)
 
     def _drain(self, backend: backends.Backend) -> list[tuple[np.ndarray, np.ndarray]]:
-        out = [(self._in_flight.popleft(), styled) for styled in backend.flush()]
-        for _, styled in out:
-            self._check(styled)
-        return out
+        return [(self._in_flight.popleft(), styled) for styled in backend.flush()]
 
     def _switch(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Move to the wanted style if it is loaded: the old style's pairs still in flight."""
@@ -137,7 +133,23 @@ class StyleSwitcher:
         drained = self._drain(self.backend)
         self.index = self.wanted
         self._log(f"style: {self.style.name}")
+        self._unload_others()
         return drained
+
+    def _unload_others(self) -> None:
+        """Close every loaded style but the current one (the old one's frames are drained;
+        `wanted` is the current one here)."""
+        with self._lock:
+            others = [i for i in self._loaded if i != self.index]
+            gone = [self._loaded.pop(i) for i in others]
+        for b in gone:
+            b.close()
+
+    @property
+    def loaded(self) -> list[int]:
+        """The styles whose backend is held now (the current one, and the next once loaded)."""
+        with self._lock:
+            return sorted(self._loaded)
 
     def close(self) -> None:
         """Close every loaded backend. A style still loading is waited for, saying so every

@@ -207,3 +207,55 @@ def test_pipeline_publishes_its_output_before_waiting_for_a_loading_style(blocki
     assert seen == [True] and stats.frames == 3 == len(read_all(out))
     assert pipeline.written() == [f"{out}: {pipeline.output.encoder}, 3 frames"]
     assert len(blocking.built) == 2 and all(b.closed for b in blocking.built)
+
+
+# -- memory: at most the current style and the next one are held ----------------------------
+
+class CountingBackend(OnnxRuntimeBackend):
+    """ONNX Runtime that counts the backends open at once (each holds an engine's memory)."""
+
+    name = "counting"
+    open_now: list[str] = []
+    most = 0
+
+    def __init__(self, model_path, threads: int = 0):
+        super().__init__(model_path, threads)
+        self.stem = Path(model_path).stem
+        CountingBackend.open_now.append(self.stem)
+        CountingBackend.most = max(CountingBackend.most, len(CountingBackend.open_now))
+
+    def close(self):
+        CountingBackend.open_now.remove(self.stem)
+        super().close()
+
+
+def test_switching_keeps_only_the_current_style_and_the_next(monkeypatch, styles_dir):
+    """Every style visited stayed loaded (on a GPU: an engine and two contexts' activation
+    memory each); now a style switched away from, or passed over while loading, is closed."""
+    monkeypatch.setitem(backends.REGISTRY, CountingBackend.name, (__name__, "CountingBackend"))
+    CountingBackend.open_now, CountingBackend.most = [], 0
+    frame = np.zeros((16, 24, 3), np.uint8)
+
+    def switch_to(s, i):
+        s.request(i)
+        s._loading[i].join(timeout=30)
+        s.infer(frame, frame)
+        assert s.index == i
+
+    with StyleSwitcher(styles(styles_dir, "identity", "rand-a", "rand-b"), "counting",
+                       log=lambda m: None) as s:
+        for i in (1, 2, 0, 1):
+            switch_to(s, i)
+            assert s.loaded == [i] and CountingBackend.open_now == [s.style.name]
+        s.request(2)  # asked for, loaded, then passed over for 0 before the switch
+        s._loading[2].join(timeout=30)
+        assert s.loaded == [1, 2]
+        s.request(0)
+        assert s.loaded == [1]
+        s._loading[0].join(timeout=30)
+        s.request(2)  # and 0, loaded meanwhile, is let go in turn
+        s._loading[2].join(timeout=30)
+        assert s.loaded == [1, 2] and sorted(CountingBackend.open_now) == ["rand-a", "rand-b"]
+        s.infer(frame, frame)
+        assert s.index == 2 and s.loaded == [2]
+    assert CountingBackend.open_now == [] and CountingBackend.most == 2
