@@ -27,14 +27,53 @@ def list_images(folder: Path) -> list[Path]:
                   if p.is_file() and is_image(p) and not p.name.startswith("."))
 
 
-def _read(path: Path) -> np.ndarray | None:
+# outputs that can hold transparency: an image with an alpha channel keeps it there (the
+# colours are stylized, the alpha is carried through); any other output gets it composited
+ALPHA_SUFFIXES = (".png", ".webp", ".tif", ".tiff")
+BACKGROUND = 255  # what transparent pixels are composited over: white, as a page shows them
+
+
+def _read(path: Path) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+    """(8-bit BGR image, its alpha or None, '') or (None, None, why it cannot be read)."""
     # imdecode of the bytes, not imread: a path OpenCV cannot spell (non-ASCII on Windows)
     # still reads; IMREAD_COLOR applies the EXIF orientation and gives 8-bit BGR
     try:
         data = np.fromfile(path, np.uint8)
-    except OSError:
+    except OSError as e:  # a permission error is not a broken image: say which it is
+        return None, None, e.strerror or str(e)  # "Permission denied"
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        return None, None, ("the file is empty" if not data.size
+                            else "not an image OpenCV can decode")
+    return image, _alpha(data, image.shape[:2]), ""
+
+
+def _alpha(data: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
+    """The 8-bit alpha channel of an encoded PNG, WebP or TIFF whose pixels are not all
+    opaque; None for every other image."""
+    head = data[:12].tobytes()
+    if not (head.startswith(b"\x89PNG") or head[8:12] == b"WEBP"
+            or head[:4] in (b"II*\x00", b"MM\x00*")):
+        return None  # JPEG, BMP: no alpha channel to look for (and no second decode)
+    full = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if full is None or full.ndim != 3 or full.shape[2] not in (2, 4):
         return None
-    return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    alpha = full[..., -1]
+    if alpha.dtype == np.uint16:
+        alpha = (alpha >> 8).astype(np.uint8)
+    elif alpha.dtype != np.uint8:  # float TIFF: 0-1
+        alpha = (np.clip(alpha, 0, 1) * 255 + 0.5).astype(np.uint8)
+    if alpha.min() == 255:
+        return None  # an alpha channel with nothing transparent: nothing to keep
+    if alpha.shape != size:  # EXIF-rotated: the colours are turned, the raw alpha is not
+        return cv2.rotate(alpha, cv2.ROTATE_90_CLOCKWISE) if alpha.shape == size[::-1] else None
+    return alpha
+
+
+def composite(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """`image` over a white background where `alpha` is transparent."""
+    a = alpha[..., None].astype(np.float32) / 255.0
+    return (image * a + BACKGROUND * (1.0 - a) + 0.5).astype(np.uint8)
 
 
 class ImageSource:
@@ -42,20 +81,30 @@ class ImageSource:
     the file name of each frame returned, so a folder sink writes frame i as names[i].
 
     `repeat`: after the last image, show it again (at `fps`) until interrupted: a photo in
-    the preview window, where the keys change the style."""
+    the preview window, where the keys change the style.
 
-    def __init__(self, cfg: SourceConfig, repeat: bool = False, log=print, fps: float = 30.0):
+    Transparency: `output_suffix(name)` is the suffix of the file the image `name` is
+    written to (None: it is only shown). Where that can hold it (ALPHA_SUFFIXES), an image's
+    alpha is set aside in `alphas` (one entry per frame, None where there is none) for the
+    sink and its colours are stylized as they are; elsewhere the image is composited over
+    white first, and the log says so."""
+
+    def __init__(self, cfg: SourceConfig, repeat: bool = False, log=print, fps: float = 30.0,
+                 output_suffix=None):
         root = Path(cfg.source)
         self.paths = list_images(root) if root.is_dir() else [root]
         if not self.paths:
             raise SourceError(f"no images in {root} (looked for {', '.join(IMAGE_SUFFIXES)})")
         self._log, self._repeat, self._fps = log, repeat, fps
+        self._output_suffix = output_suffix or (lambda name: None)
+        self.alphas: list[np.ndarray | None] = []
+        self._alpha: np.ndarray | None = None  # the alpha kept of the image last loaded
         self.skipped: list[Path] = []
         self._next = 0
         self._first = self._load_next()
         if self._first is None:
             raise SourceError(f"cannot read any image in {root}" if root.is_dir() else
-                              f"cannot read image {root}: not an image OpenCV can decode")
+                              f"cannot read image {root}: {self._why}")
         h, w = self._first.shape[:2]
         self.info = SourceInfo(str(root), w, h, fps)
         self.announced = len(self.paths)  # the total, for the progress line
@@ -67,15 +116,28 @@ class ImageSource:
         self._interrupted = False
 
     def _load_next(self) -> np.ndarray | None:
-        """The next readable image (its path is self.paths[self._next - 1]); None at the end."""
+        """The next readable image (its path is self.paths[self._next - 1]), composited
+        unless its alpha is kept (then in self._alpha); None at the end."""
         while self._next < len(self.paths):
             path = self.paths[self._next]
             self._next += 1
-            image = _read(path)
-            if image is not None:
-                return image
-            self.skipped.append(path)
-            self._log(f"skipped {path}: not an image OpenCV can decode")
+            image, alpha, self._why = _read(path)
+            if image is None:
+                self.skipped.append(path)
+                self._log(f"skipped {path}: {self._why}")
+                continue
+            suffix = self._output_suffix(path.name)
+            if alpha is not None and suffix not in ALPHA_SUFFIXES:
+                self._log(f"{path.name} has transparent pixels, which "
+                          + (f"a {suffix} output" if suffix else "the window")
+                          + " cannot hold: composited over white (a .png or .webp output "
+                          "keeps them)")
+                image, alpha = composite(image, alpha), None
+            elif alpha is not None:
+                self._log(f"{path.name}: its transparency is kept (the colours are stylized, "
+                          "the alpha channel carried through)")
+            self._alpha = alpha
+            return image
         return None
 
     def read(self, timeout: float | None = None) -> Frame | None:
@@ -92,6 +154,7 @@ class ImageSource:
             image = self._last
         else:
             self.names.append(self.paths[self._next - 1].name)
+            self.alphas.append(self._alpha)
             self._last = image
         frame = Frame(image, self._index, time.perf_counter())
         self._index += 1
@@ -124,6 +187,7 @@ class ImageSink(Sink):
         self.path, self.folder, self.overwrite = Path(path), folder, overwrite
         self._log = log or (lambda m: None)
         self.names: list[str] = []
+        self.alphas: list[np.ndarray | None] = []  # the source's: each frame's kept alpha
         self.written: list[Path] = []
         if not overwrite:
             taken = ([n for n in source_names if (self.path / n).exists()] if folder else
@@ -146,6 +210,12 @@ class ImageSink(Sink):
         target = self.path / self.names[i] if self.folder else self.path
         if not self.folder and i:
             raise SinkError(f"{self.path} is one image; the source gave more than one frame")
+        alpha = self.alphas[i] if i < len(self.alphas) else None
+        if alpha is not None:  # the source's transparency, at the size written
+            if alpha.shape != frame.shape[:2]:
+                alpha = cv2.resize(alpha, (frame.shape[1], frame.shape[0]),
+                                   interpolation=cv2.INTER_LINEAR)
+            frame = np.dstack([frame, alpha])
         ok, data = cv2.imencode(target.suffix.lower(), frame)
         if not ok:
             raise SinkError(f"cannot encode {target}: OpenCV has no {target.suffix} encoder")

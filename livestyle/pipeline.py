@@ -275,8 +275,8 @@ class Pipeline:
         if source is not None:
             self.source = source
         elif images:  # with no output, the photo stays in the window/vcam until q
-            self.source = stack.enter_context(ImageSource(cfg.source, repeat=not cfg.output,
-                                                          log=log))
+            self.source = stack.enter_context(ImageSource(
+                cfg.source, repeat=not cfg.output, log=log, output_suffix=self._image_suffix))
         else:
             self.source = stack.enter_context(
                 open_source(cfg.source, watched=bool(show or cfg.vcam), log=log))
@@ -287,6 +287,7 @@ class Pipeline:
             self.output.fps = info.fps
         elif isinstance(self.output, ImageSink):
             self.output.names = self.source.names
+            self.output.alphas = getattr(self.source, "alphas", [])
         if cfg.vcam:
             size = (fit_size(cfg.output_size, info.width, info.height) if cfg.output_size
                     else (info.width, info.height))
@@ -295,6 +296,14 @@ class Pipeline:
             log(f"virtual camera: {vcam.device}")
             self.sinks.append(Resized(vcam, size) if cfg.output_size else vcam)
         self.sinks += extra_sinks
+
+    def _image_suffix(self, name: str) -> str | None:
+        """The suffix of the file an image source's `name` is written to (None: shown only);
+        a folder keeps each image's own name and so its format."""
+        out = self.cfg.output
+        if not out:
+            return None
+        return (Path(name) if Path(self.cfg.source.source).is_dir() else Path(out)).suffix.lower()
 
     def run(self, on_frame=None) -> RunStats:
         """The loop until the source ends, q, cfg.max_frames or controls.request_stop()."""
