@@ -107,15 +107,31 @@ class StyleSwitcher:
             self._in_flight.pop()  # the frame is dropped: the next result is not its
             raise
         if styled is not None:
+            self._check(styled)
             ready.append((self._in_flight.popleft(), styled))
         return ready
+
+    def _check(self, styled: np.ndarray) -> None:
+        """ValueError for a style whose result is not a colour frame (a one-channel output
+        would otherwise be written as a gray image, or fail deep in a video encoder)."""
+        if styled.dtype == np.uint8 and styled.ndim == 3 and styled.shape[2] == 3:
+            return
+        channels = styled.shape[2] if styled.ndim == 3 else 1
+        what = (f"{channels}-channel {styled.dtype}" if styled.ndim in (2, 3)
+                else f"{styled.dtype} {styled.shape}")
+        raise ValueError(f"style {self.style.name} ({self.style.path}) gives {what} frames, "
+                         "not colour ones (height x width x 3, uint8 BGR): it is not a "
+                         "livestyle generator; re-export it with `livestyle train`")
 
     def flush(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """The pairs still in flight in the current style, oldest first."""
         return self._drain(self.backend)
 
     def _drain(self, backend: backends.Backend) -> list[tuple[np.ndarray, np.ndarray]]:
-        return [(self._in_flight.popleft(), styled) for styled in backend.flush()]
+        out = [(self._in_flight.popleft(), styled) for styled in backend.flush()]
+        for _, styled in out:
+            self._check(styled)
+        return out
 
     def _switch(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Move to the wanted style if it is loaded: the old style's pairs still in flight."""
