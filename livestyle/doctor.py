@@ -6,6 +6,7 @@ import glob
 import importlib.util
 import os
 import platform
+import subprocess
 import sys
 
 import cv2
@@ -63,6 +64,40 @@ def _gpu_packages() -> tuple[bool, str]:
     return True, f"TensorRT backend packages: tensorrt {trt.__version__} and pycuda"
 
 
+# opens, shows and closes a real window; run in its own process, where an abort of Qt (a
+# display that refuses us) ends only this probe
+WINDOW_TEST = """
+import sys, cv2, numpy as np
+cv2.namedWindow("livestyle doctor", cv2.WINDOW_NORMAL | cv2.WINDOW_GUI_NORMAL)
+cv2.imshow("livestyle doctor", np.full((48, 64, 3), 128, np.uint8))
+cv2.waitKey(300)
+shown = cv2.getWindowProperty("livestyle doctor", cv2.WND_PROP_VISIBLE) >= 1
+cv2.destroyAllWindows()
+cv2.waitKey(1)
+sys.exit(0 if shown else 3)
+"""
+
+
+def _preview() -> tuple[bool, str]:
+    """Whether a preview window opens here: the display is asked first (preview's own check),
+    then a test window really opens, in a child process."""
+    ok, why = display_available()
+    if ok:
+        try:
+            r = subprocess.run([sys.executable, "-c", WINDOW_TEST], capture_output=True,
+                               text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            ok, why = False, "a test window did not open within 60 s"
+        else:
+            ok = r.returncode == 0
+            last = (r.stderr.strip().splitlines() or [""])[-1]
+            why = ("a test window opened but was not shown" if r.returncode == 3 else
+                   f"a test window could not open (exit {r.returncode}"
+                   + (f": {last}" if last else "") + ")")
+    return ok, ("preview window: available (a test window opened and closed)" if ok else
+                f"preview window: {why}; use --no-preview with --output or --vcam")
+
+
 def main() -> int:
     print(f"livestyle doctor: Python {platform.python_version()} on {platform.platform()}, "
           f"{os.cpu_count()} CPU cores, OpenCV {cv2.__version__}")
@@ -72,9 +107,7 @@ def main() -> int:
     lines.append((bool(cams), "cameras: " + ", ".join(cams) + " (`livestyle cameras` lists "
                   "their modes)" if cams else
                   "cameras: none found; use --source FILE or URL, or plug in a webcam"))
-    ok, why = display_available()
-    lines.append((ok, "preview window: available" if ok else
-                  f"preview window: {why}; use --no-preview with --output or --vcam"))
+    lines.append(_preview())
     lines.append(_vcam())
 
     count, why = cuda_device_count()

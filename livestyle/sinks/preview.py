@@ -8,6 +8,8 @@ Closing the window (its title-bar button, or the window manager) quits exactly l
 from __future__ import annotations
 
 import os
+import re
+import socket
 import sys
 import time
 
@@ -34,11 +36,46 @@ HELP = "n/p style  1-9 pick  space original  +/- blend  [/] stroke  s snap  h HU
 
 
 def display_available() -> tuple[bool, str]:
-    """A window can open here? (On Linux without $DISPLAY, cv2.imshow aborts the process.)"""
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
-                                                 or os.environ.get("WAYLAND_DISPLAY")):
-        return False, "no display ($DISPLAY is not set)"
-    return True, ""
+    """Can a window open here? (False, why) where it cannot, found without touching OpenCV's
+    highgui: on Linux its Qt aborts the whole process (exit 134) when $DISPLAY is unset or
+    names a display no X server answers on, so the X server is asked first, over its socket."""
+    if not sys.platform.startswith("linux"):
+        return True, ""
+    display = os.environ.get("DISPLAY", "")
+    if not display:
+        return False, ("no X display ($DISPLAY is not set" + (
+            "; under Wayland the window needs XWayland's $DISPLAY" if
+            os.environ.get("WAYLAND_DISPLAY") else "") + ")")
+    why = x_server_problem(display)
+    return (False, why) if why else (True, "")
+
+
+def x_server_problem(display: str, timeout: float = 2.0) -> str:
+    """'' if an X server accepts connections at `display` (":0", ":1.0", "host:10",
+    "unix:0"), else why not. Only the socket is tried: a server that refuses us for want of
+    authorization still fails later, in Qt (`livestyle doctor` opens a real window)."""
+    m = re.fullmatch(r"(?:(?P<host>[^:]*)/)?(?P<host2>[^:/]*):(?P<num>\d+)(?:\.\d+)?", display)
+    if not m:
+        return f"$DISPLAY={display!r} is not an X display name (such as :0)"
+    host = m["host2"] or m["host"] or ""
+    num = int(m["num"])
+    try:
+        if host in ("", "unix") or host.startswith("/"):
+            addresses = [f"/tmp/.X11-unix/X{num}", f"\0/tmp/.X11-unix/X{num}"]  # file, abstract
+            for address in addresses:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.settimeout(timeout)
+                    try:
+                        s.connect(address)
+                        return ""
+                    except OSError as e:
+                        error = e
+            raise error
+        with socket.create_connection((host, 6000 + num), timeout=timeout):
+            return ""
+    except OSError as e:
+        return (f"no X server answers on display {display} ($DISPLAY): "
+                f"{e.strerror or e}")
 
 
 NOTICE_SECONDS = 4.0
