@@ -167,3 +167,18 @@ def test_several_styles_are_measured_side_by_side_in_one_run(tmp_path, styles_di
     report = json.loads(out.read_text())
     for table in ("model", "end_to_end"):
         assert sorted(row["style"] for row in report[table]) == ["identity", "rand-a"], report[table]
+
+
+def test_gpu_rows_report_the_memory_their_backend_added(monkeypatch):
+    """NVML's reading after a GPU row, and its growth since before the backend was made;
+    CPU rows carry none, and a machine without NVML says None rather than a guess."""
+    from livestyle import bench
+
+    monkeypatch.setattr(bench, "gpu_memory_used_mib", lambda: 2310.5)
+    assert bench.gpu_memory("tensorrt", 1800.0) == {"gpu_memory_mib": 2310.5,
+                                                    "gpu_memory_backend_mib": 510.5}
+    assert bench.gpu_memory("torch-cuda", None)["gpu_memory_backend_mib"] is None
+    assert bench.gpu_memory("onnxruntime", 1800.0) == {}
+    monkeypatch.setattr(bench, "gpu_memory_used_mib", lambda: None)
+    assert bench.gpu_memory("tensorrt", 1800.0) == {"gpu_memory_mib": None,
+                                                    "gpu_memory_backend_mib": None}
