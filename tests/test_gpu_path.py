@@ -868,9 +868,10 @@ requires_gpu = pytest.mark.skipif(not has_cuda(),
 def _photo() -> np.ndarray:
     """The check photo. Called only where a GPU is: there a missing photo fails the test
     (a skip would read as a pass in a GPU check)."""
-    path = CONTENT_DIR / PHOTO
+    path = Path(os.environ.get(trt_backend.CHECK_PHOTO_ENV) or CONTENT_DIR / PHOTO)
     if not path.is_file():
-        pytest.fail(f"shared content photo not available: {path} (the GPU tests need it)")
+        pytest.fail(f"check photo not available: {path} (the GPU tests need it; set "
+                    f"{trt_backend.CHECK_PHOTO_ENV} to a photo)")
     return cv2.imread(str(path), cv2.IMREAD_COLOR)
 
 

@@ -42,6 +42,8 @@ class TorchCudaBackend(SyncBackend):
         torch.backends.cudnn.benchmark = True
         self._device = torch.device(device)
         self._fp16 = fp16
+        # what `bench` records: convolutions in FP16 under autocast, instance norm in FP32
+        self.precision = "fp16 (autocast, norms in fp32)" if fp16 else "fp32"
         model = PixelWrapper(load_generator(model_path)).to(self._device).eval()
         self._model = model.to(memory_format=torch.channels_last)
         self._pinned_in = self._pinned_out = None
