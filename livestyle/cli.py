@@ -114,7 +114,7 @@ def _parse_size(text: str, flag: str = "--size") -> tuple[int, int]:
 
 def cmd_run(a) -> int:
     from livestyle.config import RunConfig, SourceConfig
-    from livestyle.interrupts import deferred_interrupts
+    from livestyle.interrupts import HANGUP, STOP_SIGNALS, deferred_interrupts, leave_terminal
 
     with deferred_interrupts():  # the run's modules, and any native library they load
         from livestyle.keys import Controls
@@ -124,11 +124,18 @@ def cmd_run(a) -> int:
     controls = Controls()
 
     def on_signal(signum, frame):
-        # Ctrl-C or SIGTERM: the loop ends after the frame it is on, so the outputs hold whole
-        # frames and the report below is printed; a second signal, or one that comes before
-        # the loop runs (loading, opening), interrupts at once
+        # Ctrl-C, SIGTERM or SIGHUP: the loop ends after the frame it is on, so the outputs
+        # hold whole frames and the report below is printed; a second signal, or one that
+        # comes before the loop runs (loading, opening), interrupts at once. A hang-up comes
+        # twice (the shell passes its own on, then the kernel sends one when the shell
+        # exits): only the first counts, and it never cuts the finishing short
+        hangup = signum == HANGUP
+        if hangup:
+            leave_terminal()  # the terminal is gone: what is printed now goes nowhere
+            if signum in signals:
+                return
         signals.append(signum)
-        if not controls.request_stop():
+        if not controls.request_stop() and not (hangup and controls.quit):
             raise KeyboardInterrupt
 
     from livestyle.progress import Progress
@@ -147,7 +154,9 @@ def cmd_run(a) -> int:
     if a.size and not cfg.source.is_camera:
         progress.log(f"note: --size is what a camera is asked for; a file keeps its size "
                      f"(use --output-size {a.size} to resize what is written)")
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    # `nohup livestyle ...` starts with SIGHUP ignored: it stays so
+    previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS
+                if not (s == HANGUP and signal.getsignal(s) == signal.SIG_IGN)}
     try:
         stats = run(cfg, log=progress.log, controls=controls, progress=progress)
     finally:
@@ -214,6 +223,13 @@ def _on_sigterm(signum, frame):
     raise KeyboardInterrupt  # one clean shutdown path for Ctrl-C and SIGTERM
 
 
+def _on_sighup(signum, frame):
+    from livestyle.interrupts import leave_terminal
+
+    leave_terminal()  # the terminal was closed: the line saying so goes nowhere, not to EIO
+    raise KeyboardInterrupt
+
+
 STOPPED = "\nlivestyle: stopped; camera and outputs released"
 
 
@@ -223,9 +239,13 @@ def main(argv: list[str] | None = None) -> int:
     from livestyle.paths import printable_names
 
     printable_names()  # a file name that is not UTF-8 prints as its own bytes
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    from livestyle.interrupts import HANGUP, STOP_SIGNALS
+
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
     try:
         signal.signal(signal.SIGTERM, _on_sigterm)
+        if HANGUP is not None and previous[HANGUP] != signal.SIG_IGN:  # not under nohup
+            signal.signal(HANGUP, _on_sighup)
         code = _main(argv)
         sys.stdout.flush()  # a reader that went away shows here, while we can still stay quiet
         return code

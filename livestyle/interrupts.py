@@ -1,14 +1,39 @@
-"""Ctrl-C around native libraries. Standard library only: `python -m livestyle` asks this
-while its own imports may be what was interrupted."""
+"""Ctrl-C, SIGTERM and SIGHUP around native libraries. Standard library only: `python -m
+livestyle` asks this while its own imports may be what was interrupted."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import stat
 import threading
 from collections.abc import Iterator
 
-_HELD = (signal.SIGINT, signal.SIGTERM)
+# the ways a run is ended from outside: Ctrl-C, `kill`, and the terminal closing (SIGHUP,
+# which Windows does not have)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
+HANGUP = getattr(signal, "SIGHUP", None)
+_HELD = STOP_SIGNALS
+
+
+def leave_terminal() -> None:
+    """After SIGHUP: stdout and stderr that are terminals (character devices) now write to
+    /dev/null. The terminal was closed, and a write to it would fail (EIO) in the middle of
+    finishing the outputs; what is still printed goes nowhere instead. Pipes and files keep
+    what they get. Safe in a signal handler."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        for fd in (1, 2):
+            with contextlib.suppress(OSError):
+                if stat.S_ISCHR(os.fstat(fd).st_mode):
+                    os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def caused_by_ctrl_c(error: BaseException | None) -> bool:
@@ -26,7 +51,7 @@ def caused_by_ctrl_c(error: BaseException | None) -> bool:
 
 @contextlib.contextmanager
 def deferred_interrupts() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait until the block ends, then act as they would have.
+    """Ctrl-C, SIGTERM and SIGHUP wait until the block ends, then act as they would have.
 
     For what must not be cut in half: finalizing an output (between "encoder closed" and
     "file renamed"), and importing a native library (OpenCV, NumPy, OpenVINO, ONNX Runtime,

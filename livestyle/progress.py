@@ -2,7 +2,8 @@
 
 On a terminal the line is rewritten in place a few times a second; elsewhere (a log file, a
 pipe, CI) a line is printed every few seconds. The last state is always printed at the end.
-Log messages printed through `log` clear the line first, so they never run into it.
+Log messages printed through `log` clear the line first, so they never run into it. A stream
+that fails (a terminal that was closed) is given up on: the run goes on without its line.
 """
 
 from __future__ import annotations
@@ -59,14 +60,22 @@ class Progress:
             self._last = now
             self._show()
 
+    def _write(self, text: str) -> None:
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except OSError:  # EIO: the terminal was closed (SIGHUP is on its way)
+            self.stream = None
+
     def _show(self) -> None:
         self._shown = self.done
         if self.tty:
-            self.stream.write(f"\r{self.line()}\033[K")
+            self._write(f"\r{self.line()}\033[K")
             self._drawn = True
         else:
-            self.stream.write(self.line() + "\n")
-        self.stream.flush()
+            self._write(self.line() + "\n")
 
     def finish(self) -> None:
         """The final state, on a line of its own (once; no-op before `start`)."""
@@ -75,14 +84,12 @@ class Progress:
         if self.tty or self._shown != self.done:
             self._show()
         if self._drawn:
-            self.stream.write("\n")
+            self._write("\n")
             self._drawn = False
-        self.stream.flush()
         self._t0 = None
 
     def log(self, message: str) -> None:
         if self._drawn:
-            self.stream.write("\r\033[K")
+            self._write("\r\033[K")
             self._drawn = False
-        self.stream.write(message + "\n")
-        self.stream.flush()
+        self._write(message + "\n")

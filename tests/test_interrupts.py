@@ -129,3 +129,52 @@ def test_a_signal_held_by_deferred_interrupts_acts_when_the_block_ends():
     finally:
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no terminals to hang up here")
+def test_closing_the_terminal_mid_run_leaves_a_whole_output(tmp_path, styles_dir):
+    """Issue 20 row 2: the terminal a run started in is closed (its pseudo-terminal's master
+    end goes away: the kernel hangs up the line and sends SIGHUP, and writes to it fail).
+    The run finishes the frame in hand and publishes a whole file; nothing else is left."""
+    import fcntl
+    import pty
+    import termios
+
+    from livestyle.sinks.video import playable_frames
+    from tests.videos import make_clip
+
+    clip, out = tmp_path / "clip.mp4", tmp_path / "out.mp4"
+    make_clip(clip, frames=24)
+    master, slave = pty.openpty()
+
+    def own_terminal():  # a session of its own, with the pty as its controlling terminal
+        _sigint_default()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "livestyle", "run", "--source", str(clip), "--loop",
+         "--style", str(styles_dir / "rand-a.onnx"), "--output", str(out), "--no-preview"],
+        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        preexec_fn=own_terminal, env={**os.environ, "DISPLAY": ""})
+    os.close(slave)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 120
+        while b"writing " not in seen and time.monotonic() < deadline:
+            try:
+                seen += os.read(master, 4096)  # "writing out.mp4": the frames are coming
+            except OSError:
+                break
+        assert b"writing " in seen, seen
+        time.sleep(1.0)
+    finally:
+        os.close(master)  # the terminal window closes
+    try:
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert rc == 130, (rc, seen)
+    n = playable_frames(out)
+    assert n > 24, seen  # more than one pass of the looped clip, all of it playable
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "out.mp4"]

@@ -469,7 +469,8 @@ def test_bad_arguments_fail_before_any_camera_opens(args, message, styles_dir):
 
 # -- signals ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_signal_mid_run_leaves_a_playable_file_with_every_frame_reported(sig, tmp_path,
                                                                          styles_dir):
     out = tmp_path / "out.mp4"
