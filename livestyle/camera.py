@@ -39,6 +39,8 @@ class Frame:
     image: np.ndarray
     index: int  # position in the source's own sequence (gaps = dropped frames)
     t_capture: float  # time.perf_counter() when it was read
+    pts: float | None = None  # a file's: when the frame is shown, seconds from its first
+    # frame (a variable-frame-rate file's gaps included); None for a live source
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,12 @@ class LiveSource:
 
 class FileSource:
     """Every frame of a video file (or a finite stream), in order; optionally looped and
-    paced at its frame rate. Decoding runs on a thread a few frames ahead of the reader."""
+    paced at its frame rate. Decoding runs on a thread a few frames ahead of the reader.
+
+    Each frame carries its presentation time (Frame.pts), so an output keeps the file's own
+    timing, a variable frame rate's included: the decoder's timestamp, from the video
+    stream's start; where a file has none (or one that does not advance), the last one plus
+    one frame at the file's rate. A looped pass continues where the last one ended."""
 
     AHEAD = 4  # frames decoded ahead of the reader
 
@@ -296,8 +303,17 @@ class FileSource:
         duration x rate; mp4 and avi index every frame)."""
         return self.announced > 0 and self.decoded < self.announced - (1 + self.announced // 100)
 
+    def _pts(self, last: float | None, step: float) -> float:
+        """The frame just read's presentation time, seconds (FileSource docstring)."""
+        t = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        if last is not None and not t > last:  # no timestamp in the file (OpenCV says 0)
+            t = last + step
+        return t
+
     def _decode(self) -> None:
         first_pass = True
+        step = 1.0 / self.info.fps
+        offset, last, previous = 0.0, None, None  # a looped pass continues the clock
         try:
             while not self._stop.is_set():
                 ok, image = self._cap.read()
@@ -316,11 +332,16 @@ class FileSource:
                     ok, image = self._cap.read()
                     if not ok:
                         break
+                    # the next pass starts one frame (the last one's length) after this one
+                    offset = last + (last - previous if previous is not None else step)
+                    last = previous = None
                 if first_pass:
                     self.decoded += 1
+                pts = self._pts(last - offset if last is not None else None, step) + offset
+                previous, last = last, pts
                 while not self._stop.is_set():
                     try:
-                        self._queue.put(image, timeout=POLL)
+                        self._queue.put((image, pts), timeout=POLL)
                         break
                     except queue.Full:
                         continue
@@ -355,6 +376,7 @@ class FileSource:
         if image is None:
             self._done = True
             return None
+        image, pts = image
         now = time.perf_counter()
         if self._realtime:
             if self._t0 is None:
@@ -363,7 +385,7 @@ class FileSource:
             if due > now:
                 time.sleep(due - now)
                 now = time.perf_counter()
-        frame = Frame(image, self._index, now)
+        frame = Frame(image, self._index, now, pts)
         self._index += 1
         return frame
 

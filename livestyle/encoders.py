@@ -10,6 +10,9 @@
 `.avi` is Motion JPEG through OpenCV (what that container is used for). Every encoder writes
 whole frames at one size; H.264 in 4:2:0 needs even sides, so an odd side is rounded down
 by one (the sink crops that last row or column), and at least 2 pixels.
+
+Timing: PyAV writes each frame at the time it is given (a variable-frame-rate source stays
+variable); OpenCV's writers, and so `.avi`, hold one constant rate.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from livestyle.paths import for_opencv
 
 H264_PRESET = "veryfast"  # x264: among its fastest presets, still small files
 H264_CRF = "20"  # x264 quality: 18 is visually lossless, 23 its default
+# 90 kHz, MPEG's clock: whole ticks for a frame at 24, 25, 30, 50, 60 and 30000/1001 fps, and
+# fine enough for a variable frame rate's own times
+TIME_BASE = Fraction(1, 90000)
 
 
 class EncoderUnavailable(RuntimeError):
@@ -37,7 +43,9 @@ class Encoder:
     def __init__(self, size: tuple[int, int]):
         self.size = size  # (w, h) of the frames `write` takes
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frame: np.ndarray, pts: float | None = None) -> None:
+        """`pts`: seconds from the first frame; None (or an encoder with one constant rate)
+        is the next frame at the rate."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -76,6 +84,7 @@ class PyAVEncoder(Encoder):
             self._stream = self._container.add_stream("libx264", rate=rate)
             self._stream.width, self._stream.height = self.size
             self._stream.pix_fmt = "yuv420p"
+            self._stream.codec_context.time_base = TIME_BASE  # frames at their own times
             # sliced threads: no frames held per thread, so Ctrl-C's final flush is short
             # (same size and PSNR as frame threads on our 640x480 test clip)
             self._stream.options = {"preset": H264_PRESET, "crf": H264_CRF,
@@ -95,10 +104,15 @@ class PyAVEncoder(Encoder):
             raise EncoderUnavailable(f"libx264 refused {self.size[0]}x{self.size[1]} at "
                                      f"{fps:g} fps: {e}") from None
         self._n = 0
+        self._fps = fps
+        self._last = -1  # the last frame's pts, in TIME_BASE ticks
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frame: np.ndarray, pts: float | None = None) -> None:
         vf = self._av.VideoFrame.from_ndarray(frame, format="bgr24")
-        vf.pts = self._n  # in the stream's time base, 1/rate
+        t = pts if pts is not None else self._n / self._fps
+        # x264 refuses a time that does not advance: a tick later at least
+        vf.pts = self._last = max(round(t / TIME_BASE), self._last + 1)
+        vf.time_base = TIME_BASE
         self._n += 1
         for packet in self._stream.encode(vf):
             self._container.mux(packet)
@@ -132,7 +146,7 @@ class OpenCVEncoder(Encoder):
             path.unlink(missing_ok=True)  # a failed open can leave an empty file
             raise EncoderUnavailable(f"OpenCV cannot encode {fourcc} into {path.suffix} here")
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frame: np.ndarray, pts: float | None = None) -> None:
         self._writer.write(frame)  # reports nothing, not even a full disk (the sink checks)
 
     def close(self) -> None:

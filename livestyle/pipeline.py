@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,9 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | 
     dropped_before = source.dropped  # a source read before (a warm-up) counts its own drops
     t_start = time.perf_counter()
     size = None
+    # each frame's presentation time (Frame.pts), until it is delivered: the switcher gives
+    # back every frame it is handed, in order, so the oldest time here is the next result's
+    times: deque[float | None] = deque()
 
     def deliver(bgr: np.ndarray, styled: np.ndarray) -> None:
         t = time.perf_counter()
@@ -104,8 +108,12 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | 
                           switcher.style.upscale if upscale == "style" else upscale)
         t2 = time.perf_counter()
         timers.add("postprocess", t2 - t)
+        pts = times.popleft()
         for sink in sinks:
-            sink.send(out)
+            if getattr(sink, "timed", False):
+                sink.send(out, pts)  # a video file keeps the source's timing
+            else:
+                sink.send(out)
         if preview is not None:
             preview.show_hud = controls.hud
             if controls.hud:  # the text costs string formatting every frame: only when shown
@@ -137,6 +145,7 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | 
             if frame is None:
                 break
             read += 1
+            times.append(frame.pts)
             t1 = time.perf_counter()
             timers.add("capture", t1 - t0)
             bgr = to_bgr8(frame.image)

@@ -624,7 +624,7 @@ def test_output_interrupted_before_its_first_frame_is_removed(tmp_path, monkeypa
     def interrupted_encoder(*a, **kw):  # whichever encoder this platform has
         encoder, note = real(*a, **kw)
 
-        def write(frame):
+        def write(frame, pts=None):
             raise KeyboardInterrupt
 
         encoder.write = write

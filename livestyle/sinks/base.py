@@ -4,6 +4,9 @@
   the call (the pipeline may reuse the buffer) and must not modify it.
 - `close()` flushes and releases the device or file; it is called exactly once by the
   pipeline, and calling it again is harmless. Sinks are context managers.
+- `timed`: a sink that keeps the source's timing (a video file) sets it, and the pipeline
+  then calls `send(frame, pts)`: pts is when the frame is shown, in seconds from the
+  source's first frame (camera.Frame.pts), or None for a live source.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ class SinkError(RuntimeError):
 
 class Sink(ABC):
     name = "?"
+    timed = False  # whether send() takes the frame's presentation time (see above)
 
     @abstractmethod
     def send(self, frame: np.ndarray) -> None: ...

@@ -15,9 +15,11 @@ class Resized(Sink):
     def __init__(self, sink: Sink, size: tuple[int, int]):
         self.sink, self.size = sink, size
         self.name = sink.name
+        self.timed = getattr(sink, "timed", False)
 
-    def send(self, frame: np.ndarray) -> None:
-        self.sink.send(resize_to(frame, fit_size(self.size, frame.shape[1], frame.shape[0])))
+    def send(self, frame: np.ndarray, *pts) -> None:
+        self.sink.send(resize_to(frame, fit_size(self.size, frame.shape[1], frame.shape[0])),
+                       *pts)
 
     def close(self) -> None:
         self.sink.close()

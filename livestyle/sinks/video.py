@@ -69,6 +69,7 @@ def _cause(e: Exception, folder: Path) -> str:
 
 class VideoFileSink(Sink):
     name = "video"
+    timed = True  # keeps the source's timing: a variable frame rate stays variable
 
     def __init__(self, path: str | Path, fps: float | None = None, overwrite: bool = False,
                  log=None):
@@ -100,7 +101,9 @@ class VideoFileSink(Sink):
                 p.unlink(missing_ok=True)
                 self._log(f"removed {p.name}, the unplayable leftover of a killed run")
 
-    def send(self, frame: np.ndarray) -> None:
+    def send(self, frame: np.ndarray, pts: float | None = None) -> None:
+        """`pts`: when the frame is shown, seconds from the source's start (None: the next
+        one at the rate); an encoder that can keeps it (encoders.Encoder.write)."""
         if self._writer is None:
             w, h = frame.shape[1::-1]
             fps = self.fps or 30.0
@@ -125,7 +128,7 @@ class VideoFileSink(Sink):
                                    self._size[0] else cv2.INTER_LINEAR)
         try:
             # OpenCV's writer reports nothing, not even a full disk...
-            self._writer.write(np.ascontiguousarray(frame))
+            self._writer.write(np.ascontiguousarray(frame), pts)
         except Exception as e:  # noqa: BLE001 - PyAV's errors: the disk, the encoder
             raise SinkError(f"cannot write video {self.path}: {_cause(e, self.path.parent)}; "
                             "stopping") from None
