@@ -41,7 +41,9 @@ def partial_path(target: str | Path) -> Path:
 def stale_partials(target: str | Path) -> list[Path]:
     """Partial files for `target` left by other processes (killed, or crashed)."""
     target = Path(target)
-    pattern = re.compile(re.escape(target.stem + PARTIAL_TAG) + r"(\d+)" + re.escape(target.suffix) + "$")
+    # "-audio": the copy that gets the source's sound (livestyle.audio)
+    pattern = re.compile(re.escape(target.stem + PARTIAL_TAG) + r"(\d+)(?:-audio)?" +
+                         re.escape(target.suffix) + "$")
     found = []
     with contextlib.suppress(OSError):
         for p in target.parent.iterdir():

@@ -65,6 +65,9 @@ def _run_parser(sub) -> None:
                         "source's size)")
     p.add_argument("--overwrite", "-y", action="store_true",
                    help="replace --output if it exists (default: refuse; never the source)")
+    p.add_argument("--no-audio", dest="audio", action="store_false",
+                   help="write --output without the source video's sound (default: keep it, "
+                        "copied as it is where the container takes it, else re-encoded)")
     p.add_argument("--no-preview", dest="preview", action="store_false", help="no window")
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0 = no limit)")
     p.add_argument("--threads", type=int, default=0, help="inference threads (0 = all cores)")
@@ -149,7 +152,7 @@ def cmd_run(a) -> int:
                     preview=a.preview,
                     vcam=a.vcam, vcam_device=a.vcam_device, vcam_backend=a.vcam_backend, output=a.output,
                     output_size=out_size,
-                    overwrite=a.overwrite, snapshot_dir=a.snapshot_dir, max_frames=a.max_frames, threads=a.threads)
+                    overwrite=a.overwrite, audio=a.audio, snapshot_dir=a.snapshot_dir, max_frames=a.max_frames, threads=a.threads)
     progress = Progress()
     if a.size and not cfg.source.is_camera:
         progress.log(f"note: --size is what a camera is asked for; a file keeps its size "

@@ -69,6 +69,7 @@ class RunConfig:
     output_size: tuple[int, int] | None = None  # (w, h) of what is written (file, vcam);
     # 0 for one side keeps the aspect ratio; None = the frame's size
     overwrite: bool = False  # replace an existing output file (never the source itself)
+    audio: bool = True  # a video output keeps a video file source's sound (--no-audio: not)
     snapshot_dir: str = "."  # where the `s` key saves PNGs
     max_frames: int = 0  # stop after this many frames; 0 = until the source ends or `q`
     threads: int = 0  # inference threads; 0 = the backend's default (all cores)

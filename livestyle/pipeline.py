@@ -294,6 +294,8 @@ class Pipeline:
             f"style {styles[0].name} on {self.switcher.backend.name}")
         if isinstance(self.output, VideoFileSink):
             self.output.fps = info.fps
+            if cfg.audio and source is None and not (cfg.source.is_camera or cfg.source.is_url):
+                self.output.audio_from = cfg.source.source  # a camera has no sound here
         elif isinstance(self.output, ImageSink):
             self.output.names = self.source.names
             self.output.alphas = getattr(self.source, "alphas", [])
@@ -353,7 +355,8 @@ class Pipeline:
 
         out = self.output
         if isinstance(out, VideoFileSink) and out.written:
-            return [f"{out.written}: {out.encoder}, {out.frames} frames"]
+            sound = f", audio {out.audio}" if out.audio else ""
+            return [f"{out.written}: {out.encoder}, {out.frames} frames{sound}"]
         if isinstance(out, ImageSink) and out.written:
             return [str(out.written[0]) if not out.folder else
                     f"{out.path}{os.sep}: {len(out.written)} images"]

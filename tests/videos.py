@@ -58,6 +58,7 @@ class Contents:
     audio_codec: str | None
     audio_ms: tuple[float, float] | None  # (start, end) of the audio
     audio_packets: list[bytes]
+    audio_starts_ms: list[float]  # each audio packet's time
 
 
 def contents(path) -> Contents:
@@ -66,10 +67,11 @@ def contents(path) -> Contents:
         video_ms = [float(f.time) * 1000 for f in c.decode(video=0)]
     with av.open(os.fspath(path)) as c:
         if not c.streams.audio:
-            return Contents(video_ms, None, None, [])
+            return Contents(video_ms, None, None, [], [])
         s = c.streams.audio[0]
         packets = [p for p in c.demux(s) if p.size]
         start = min(float(p.pts * p.time_base) for p in packets)
         end = max(float((p.pts + p.duration) * p.time_base) for p in packets)
         return Contents(video_ms, s.codec_context.name, (start * 1000, end * 1000),
-                        [bytes(p) for p in packets])
+                        [bytes(p) for p in packets],
+                        [float(p.pts * p.time_base) * 1000 for p in packets])

@@ -14,7 +14,9 @@ reconnects at another resolution, a source whose size changes) are resized to it
 than dropped by the encoder. A file that never got a frame is not left behind.
 
 The encoder is H.264 where the platform has one, else what works, said in the log
-(livestyle.encoders); the log line names the one used.
+(livestyle.encoders); the log line names the one used. Frames keep the times they are sent
+with (a variable frame rate stays variable), and with `audio_from` set the finished file
+gets that file's sound before it is published (livestyle.audio).
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ class VideoFileSink(Sink):
         self.encoder = ""  # what wrote the file, once it is open: "H.264 (libx264 via PyAV)"
         self.written: Path | None = None  # the published file, once it is
         self.overwrite = overwrite
+        self.audio_from: str | None = None  # a file whose sound the video gets (livestyle.audio)
+        self.audio = ""  # what was done with it, once it is: "AAC, copied"
         self._log = log or (lambda m: None)
         if self.path.exists() and not overwrite:
             raise SinkError(f"{self.path} exists; pass --overwrite (-y) to replace it, or pick "
@@ -153,6 +157,22 @@ class VideoFileSink(Sink):
             self._claim.release()
             self._claim = None
 
+    def _add_audio(self) -> None:
+        """The source's sound into the finished partial file (livestyle.audio); when that
+        cannot be done, the video stays as it is and the log says why."""
+        from livestyle.audio import add_audio
+
+        tmp = self.partial.with_name(f"{self.partial.stem}-audio{self.partial.suffix}")
+        try:
+            self.audio = add_audio(self.partial, self.audio_from, tmp)
+            if self.audio:
+                os.replace(tmp, self.partial)
+        except Exception as e:  # noqa: BLE001 - PyAV's errors, the disk: the video is whole
+            tmp.unlink(missing_ok=True)
+            self.audio = ""
+            self._log(f"note: {self.path} is written without the source's sound: "
+                      f"{_cause(e, self.path.parent) if isinstance(e, OSError) else e}")
+
     def _finish(self) -> None:
         if self._writer is not None:
             writer, self._writer = self._writer, None
@@ -165,6 +185,8 @@ class VideoFileSink(Sink):
         if self.frames == 0:  # nothing, or only a header, which no player opens
             self.partial.unlink(missing_ok=True)
             return
+        if self.audio_from:
+            self._add_audio()
         try:
             fsync_file(self.partial)
             # mp4, mov and avi index every frame; Matroska's count is duration x rate

@@ -1,0 +1,112 @@
+"""A video output keeps its source's sound (issue 20 row 3): copied as it is where the container
+takes the codec, else re-encoded, in sync with the frames (each frame keeps its source time;
+the sound keeps its time relative to the first frame), ending where the video ends when the
+run is cut short; `--no-audio` leaves it out. Real `livestyle` runs on clips made here."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.videos import contents, make_clip
+
+FPS = 12
+# a clip cut from a longer recording: its video starts 0.5 s into the sound
+LATE_MS = [500 + round(i * 1000 / FPS) for i in range(24)]
+
+
+def livestyle(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "livestyle", *args], capture_output=True,
+                          text=True, env={**os.environ, "DISPLAY": ""}, timeout=300)
+
+
+def run_args(src, out, styles_dir, *more) -> list[str]:
+    return ["run", "--source", str(src), "--style", str(styles_dir / "rand-a.onnx"),
+            "--output", str(out), "--no-preview", *more]
+
+
+def assert_in_sync(src, out, copied: bool) -> None:
+    """Each frame at its source time, the sound that played with the first frame with the
+    output's first frame (within a packet, and a re-encoder's priming), and the sound ending
+    where the video does (within a packet).
+    (Times from the output's first frame: Matroska, which has no negative times, starts
+    everything a little later when the sound's first packet is before the first frame.)"""
+    s, o = contents(src), contents(out)
+    zero = o.video_ms[0]
+    n = len(o.video_ms)  # a run cut short has the first n
+    assert o.video_ms == pytest.approx([t - s.video_ms[0] + zero for t in s.video_ms[:n]], abs=1)
+    assert o.audio_codec is not None, "the output has no sound"
+    video_end = o.video_ms[-1] + 1000 / FPS
+    start, end = o.audio_ms
+    assert -130 <= start - zero <= 1, (o.audio_ms, zero)  # a packet, and AAC's priming
+    assert video_end - 1 <= end <= video_end + 70, (o.audio_ms, video_end)
+    if copied:  # the very packets of the source, from the one sounding at the first frame
+        i = s.audio_packets.index(o.audio_packets[0])
+        assert s.audio_packets[i:i + len(o.audio_packets)] == o.audio_packets
+        assert s.audio_starts_ms[i] - s.video_ms[0] == pytest.approx(start - zero, abs=1)
+
+
+@pytest.mark.parametrize("src_name, codec, ext, done", [
+    ("talk.mp4", "aac", ".mp4", "AAC, copied"),
+    ("talk.mp4", "aac", ".mov", "AAC, copied"),
+    ("talk.mp4", "aac", ".mkv", "AAC, copied"),
+    ("talk.mov", "pcm_s16le", ".mp4", "PCM_S16LE, re-encoded to AAC"),  # .mp4 players: no PCM
+    ("talk.mov", "pcm_s16le", ".avi", "PCM_S16LE, copied"),
+])
+def test_the_sound_is_kept_in_sync(tmp_path, styles_dir, src_name, codec, ext, done):
+    src, out = tmp_path / src_name, tmp_path / f"out{ext}"
+    make_clip(src, times_ms=LATE_MS, audio=codec)
+    r = livestyle(*run_args(src, out, styles_dir))
+    assert r.returncode == 0, r.stderr
+    assert f"24 frames, audio {done}" in r.stderr, r.stderr
+    if ext != ".avi":  # .avi holds one constant rate: no times to compare
+        assert_in_sync(src, out, copied="copied" in done)
+    assert contents(out).audio_codec == ("aac" if "AAC" in done.split(",")[-1] else codec)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([src.name, out.name])
+
+
+def test_a_run_cut_short_ends_its_sound_with_its_last_frame(tmp_path, styles_dir):
+    src, out = tmp_path / "talk.mp4", tmp_path / "out.mp4"
+    make_clip(src, times_ms=LATE_MS, audio="aac")
+    r = livestyle(*run_args(src, out, styles_dir, "--max-frames", "10"))
+    assert r.returncode == 0, r.stderr
+    assert len(contents(out).video_ms) == 10
+    assert_in_sync(src, out, copied=True)
+
+
+def test_a_run_stopped_by_a_signal_keeps_its_sound(tmp_path, styles_dir):
+    src, out = tmp_path / "talk.mp4", tmp_path / "out.mp4"
+    make_clip(src, frames=48, fps=FPS, audio="aac")
+    proc = subprocess.Popen([sys.executable, "-m", "livestyle",
+                             *run_args(src, out, styles_dir, "--loop")],
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "DISPLAY": ""})
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.name.startswith("out.livestyle-partial-") for p in tmp_path.iterdir()) \
+                and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "audio AAC, copied" in stderr, stderr
+    o = contents(out)
+    assert o.audio_ms[0] <= 1 and o.audio_ms[1] >= 4000 - 70, o.audio_ms  # the whole first pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "talk.mp4"]
+
+
+def test_no_audio_leaves_the_sound_out(tmp_path, styles_dir):
+    src, out = tmp_path / "talk.mp4", tmp_path / "out.mp4"
+    make_clip(src, times_ms=LATE_MS, audio="aac")
+    r = livestyle(*run_args(src, out, styles_dir, "--no-audio"))
+    assert r.returncode == 0, r.stderr
+    assert ", audio" not in r.stderr, r.stderr
+    assert contents(out).audio_codec is None and len(contents(out).video_ms) == 24
