@@ -3,13 +3,15 @@
 Every frame goes the way `livestyle run` sends it on a CPU: held-out photos cropped to
 640x480, the scale `--scale auto` picks, the `auto` backend (OpenVINO here), back to 640x480.
 `python -m train.evaluate [--styles a,b]` writes docs/quality.md and docs/quality.json:
-- painting styles: style and content loss (the training definitions), and the style loss of
-  the output over that of the untouched photo (the style ratio; lower is more painting);
-- teacher styles: PSNR and SSIM of the student against its teacher on the same 640x480 frame;
+- painting styles: the look measured with a network the trainer never uses (train/lookmeter.py):
+  style ratio (lower is more painting), scene similarity and faces kept;
+- teacher styles: PSNR and SSIM of the student against its teacher on the same 640x480 frame
+  (`--by-source STYLE`: on every held-out photo and on frames of the clips, by where they
+  come from, to see which kinds of picture a teacher style fits worst);
 - every style: temporal stability on the clips in ../shared/data/video: the flow-warped error
   between consecutive stylized frames (Lai et al. 2018), next to the same figure for the input;
   and the output change for a 2 px shift and for sigma=2/255 noise, next to the input's.
-Everything runs the exported ONNX through ONNX Runtime, as users get it.
+Everything runs the exported ONNX through the backend `livestyle run` picks, as users get it.
 """
 
 from __future__ import annotations
@@ -239,6 +241,39 @@ def retime(out: Path) -> int:
     return 0
 
 
+def by_source(path: Path, out: Path) -> int:
+    """A teacher style against its teacher on every held-out photo and on 8 frames of each
+    clip, grouped by source (the photo's file-name prefix, the clip): the mean over 24 photos
+    hides the kinds of picture it fits worst."""
+    style = read_style(path)
+    if not style.training.get("teacher"):
+        raise SystemExit(f"--by-source: {path.name} has no teacher to compare with")
+    backend = backends.create("auto", path)
+    run, teacher = product_runner(backend, style), get_teacher(style.training["teacher"])
+    groups: dict[str, list[tuple[float, float]]] = {}
+    frames = [(q.name.split("_")[0], camera_frame(q)) for q in split_images(DEFAULT_CONTENT)[1]]
+    for clip in sorted(VIDEOS.glob("*.mp4")):
+        shots = read_clip(clip)
+        frames += [(f"clip {clip.stem}", cv2.resize(f, EVAL_SIZE, interpolation=cv2.INTER_AREA))
+                   for f in shots[::max(1, len(shots) // 8)][:8]]
+    for source, frame in frames:
+        o, t = run(frame), teacher(frame)
+        groups.setdefault(source, []).append((psnr(o, t), ssim(o, t)))
+    backend.close()
+    lines = [f"# {style.name} against its teacher, by source", "",
+             "`python -m train.evaluate --by-source " + style.name + "`: every held-out photo of "
+             "../shared/data/content (framed as a 640x480 camera frame) and 8 frames of each clip "
+             "of ../shared/data/video, through `livestyle run`'s path.", "",
+             "| source | frames | PSNR dB | SSIM |", "|---|---|---|---|"]
+    everything = [v for vals in groups.values() for v in vals]
+    for source, vals in sorted(groups.items()) + [("all", everything)]:
+        lines.append(f"| {source} | {len(vals)} | {np.mean([v[0] for v in vals]):.2f} | "
+                     f"{np.mean([v[1] for v in vals]):.3f} |")
+    write_atomic(out, "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--styles", default=None, help="comma list of names or .onnx paths (default: engines/)")
@@ -249,7 +284,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retime", action="store_true",
                    help="only measure the model time of every style in the existing --out "
                         "table again (on a quiet machine) and rewrite it")
+    p.add_argument("--by-source", metavar="STYLE", default=None,
+                   help="a teacher style (name or .onnx) against its teacher on every held-out "
+                        "photo and clip frames, by source, into <--out>-by-source.md")
     a = p.parse_args(argv)
+    if a.by_source:
+        path = Path(a.by_source) if a.by_source.endswith(".onnx") else style_files()[a.by_source]
+        return by_source(path, Path(str(a.out) + "-by-source.md"))
     if a.retime:
         return retime(Path(a.out))
     paths = ([Path(s) if s.endswith(".onnx") else style_files()[s] for s in a.styles.split(",")]
