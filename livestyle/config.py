@@ -22,6 +22,12 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
 
 
+def max_threads() -> int:
+    """The most inference or training threads a flag may ask for: beyond a few per core a
+    runtime only spends its time starting threads (ONNX Runtime hangs at 100,000)."""
+    return max(64, 4 * (os.cpu_count() or 1))
+
+
 def is_image(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
@@ -100,6 +106,10 @@ class RunConfig:
                               "or more")
         if self.threads < 0:
             raise ConfigError(f"--threads {self.threads} is negative: use 0 (all cores) or more")
+        if self.threads > max_threads():
+            raise ConfigError(f"--threads {self.threads} is far more than this machine's "
+                              f"{os.cpu_count()} cores: use 0 (all cores) or at most "
+                              f"{max_threads()}")
         if self.output_size is not None:
             w, h = self.output_size
             if not (0 <= w <= 7680 and 0 <= h <= 4320) or w + h == 0 or 0 < min(w, h) < 2:

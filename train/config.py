@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import MISSING, asdict, dataclass, field, fields
+import math
 import re
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 _REPO = Path(__file__).resolve().parents[1]
@@ -13,6 +14,12 @@ DEFAULT_CONTENT = _REPO.parent / "shared" / "data" / "content"
 def _opt(default, help: str):
     """A field with its --help text: the CLI is built from these, so it never drifts."""
     return field(default=default, metadata={"help": help})
+
+
+# the loss weights: each 0 (off) or more
+LOSS_WEIGHT_FIELDS = ("style_weight", "content_weight", "line_weight", "base_weight",
+                      "tv_weight", "stability_weight", "l1_weight", "l2_weight", "edge_weight",
+                      "adversarial_weight")
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,7 @@ class TrainConfig:
         if self.stability_steps < -1:
             raise ValueError(f"--stability-steps must be -1 (auto), 0 (every step) or a number "
                              f"of steps, got {self.stability_steps}")
+        self._check_numbers()
         # names that would otherwise fail later, inside train(), as a traceback
         from .teachers import TEACHERS
 
@@ -144,6 +152,49 @@ class TrainConfig:
         from .data import find_images
 
         find_images(self.content_folder)  # ValueError naming the folder if it holds no photo
+
+    def _check_numbers(self) -> None:
+        """The other numeric settings, in range before anything loads: NaN, infinities and
+        values that would fail later (a zero interval is a division by zero at the first step,
+        a style side of 0 a crash reading the painting) or train nonsense (a negative learning
+        rate or loss weight) are refused, naming the flag."""
+        def flag(field: str) -> str:
+            return "--" + field.replace("_", "-")
+
+        for field in ("scale_jitter", "lr", "lr_final", *LOSS_WEIGHT_FIELDS, "ema"):
+            value = getattr(self, field)
+            if not math.isfinite(value):
+                raise ValueError(f"{flag(field)} must be a finite number, got {value}")
+        for field in LOSS_WEIGHT_FIELDS:
+            if getattr(self, field) < 0:
+                raise ValueError(f"{flag(field)} must be 0 (off) or more, got "
+                                 f"{getattr(self, field)}")
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be more than 0, got {self.lr}")
+        if self.lr_final < 0:
+            raise ValueError(f"--lr-final must be 0 or more, got {self.lr_final}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"--ema must be 0 (off) or a decay below 1 such as 0.998, got "
+                             f"{self.ema}")
+        if self.scale_jitter < 1:
+            raise ValueError(f"--scale-jitter must be 1 (no jitter) or more, got "
+                             f"{self.scale_jitter}")
+        for field in ("log_every", "sample_every", "checkpoint_every"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{flag(field)} must be 1 or more (steps), got "
+                                 f"{getattr(self, field)}")
+        if self.long_side != 0 and self.long_side < 16:
+            raise ValueError(f"--long-side must be 0 (photos at 1.5 crops) or at least 16 "
+                             f"pixels, got {self.long_side}")
+        if self.style_side < 16:
+            raise ValueError(f"--style-side must be at least 16 pixels, got {self.style_side}")
+        if self.seed < 0:
+            raise ValueError(f"--seed must be 0 or more, got {self.seed}")
+        from livestyle.config import max_threads
+
+        if not 0 <= self.threads <= max_threads():
+            raise ValueError(f"--threads must be 0 (torch's default) or at most "
+                             f"{max_threads()}, got {self.threads}")
 
     @property
     def content_folder(self) -> str:
