@@ -32,6 +32,7 @@ from livestyle.atomic import write_atomic
 from livestyle.camera import LiveSource
 from livestyle.config import RunConfig, SourceConfig
 from livestyle.frames import CPU_PIXELS, auto_scale, processing_size
+from livestyle.gpu import gpu_memory_used_mib
 from livestyle.pipeline import Pipeline
 from livestyle.sinks.base import Sink
 from livestyle.styles import BUNDLED_DIR, Style, read_style, style_files
@@ -249,6 +250,17 @@ def bench_model(backend: backends.Backend, frame: np.ndarray, warmup: int, frame
     for _ in backend.flush():
         pass
     return times
+
+
+def gpu_memory(backend_name: str, before: float | None) -> dict:
+    """A model row's GPU memory, for a GPU backend: in use on the device after the row
+    (NVML: every process's, the CUDA context included) and how much of it came with this
+    backend (`before` is the reading before it was created), in MiB; None without NVML."""
+    if backend_name not in backends.GPU_BACKENDS:
+        return {}
+    used = gpu_memory_used_mib()
+    grown = None if used is None or before is None else round(used - before, 1)
+    return {"gpu_memory_mib": used, "gpu_memory_backend_mib": grown}
 
 
 def bench_reference(size: tuple[int, int], warmup: int, frames: int) -> list[float] | None:
@@ -489,6 +501,7 @@ def run_bench(backend_names: list[str], resolutions: list[str], frames: int, war
     bar = Progress(steps)
     for label, style_ in sizes.items():
         for name in backend_names:
+            gpu_before = gpu_memory_used_mib()  # None without an NVIDIA driver
             try:
                 backend = backends.create(name, style_.path)
             except (backends.BackendUnavailable, backends.NoBackendError) as e:
@@ -512,7 +525,8 @@ def run_bench(backend_names: list[str], resolutions: list[str], frames: int, war
                     "precision": getattr(backend, "precision", "f32"),
                     "processing_size": list(proc), "fps": round(1e3 / p["median_ms"], 1),
                     **p, "gflops": round(gflops, 2),
-                    **peak_fields(report, actual, getattr(backend, "precision", "f32"), gflops)})
+                    **peak_fields(report, actual, getattr(backend, "precision", "f32"), gflops),
+                    **gpu_memory(actual, gpu_before)})
                 bar.step(f"end to end {actual} {res}")
                 e2e = bench_end_to_end(style_, actual, size, scale, seconds)
                 report["end_to_end"].append({"backend": actual,
@@ -559,7 +573,8 @@ def summary(report: dict) -> str:
     out.append(table(report["model"], [*STYLE_COLS, ("backend", "backend"), ("resolution", "res"),
                                         ("processing_size", "runs at"), ("fps", "fps"),
                                         ("median_ms", "median ms"), ("p95_ms", "p95 ms"),
-                                        ("gflops", "GFLOP/s"), ("of_peak", "of peak")]))
+                                        ("gflops", "GFLOP/s"), ("of_peak", "of peak"),
+                                        ("gpu_memory_backend_mib", "GPU MiB")]))
     rows = []
     for r in report["end_to_end"]:
         lat = r["latency"] or {}
