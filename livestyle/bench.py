@@ -392,8 +392,10 @@ def bundled_sizes() -> dict[str, Style]:
 
 def style_fields(s: Style) -> dict:
     """What every result row says about the model: the style, its generator size, its cost."""
-    size = s.training.get("size")
-    return {"style": s.name, "size": size if size and size != "auto" else "custom",
+    # the size the trainer chose ("generator_size"; older exports record only --size, which
+    # may be "auto"); a model made outside the trainer has none
+    size = s.training.get("generator_size") or s.training.get("size") or "custom"
+    return {"style": s.name, "size": size,
             "macs_per_pixel": s.macs_per_pixel,
             "model_kb": round(s.path.stat().st_size / 1024) if s.path.exists() else None}
 

@@ -496,7 +496,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
         if master and export:
             checks = [cv2.cvtColor(p, cv2.COLOR_RGB2BGR) for p in photos[:2]]
             meta_training = cfg.to_dict() | {
-                "steps_done": cfg.steps, "seconds_this_run": round(time.perf_counter() - t_start),
+                "generator_size": cfg.generator_size, "steps_done": cfg.steps, "seconds_this_run": round(time.perf_counter() - t_start),
                 "train_seconds": round(seconds_before + time.perf_counter() - t_start),
                 "resumed_from_step": start}
             generator = shown.cpu().eval()
