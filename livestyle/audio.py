@@ -10,6 +10,9 @@ Sync: the output's time 0 is the source video's first frame (the frames carry th
 own times, camera.Frame.pts), so each audio packet keeps its time relative to that frame.
 The audio ends where the video does: a run cut short (Ctrl-C, --max-frames) has the sound
 up to its last frame, not the rest of the talk. A looped source's sound is its first pass.
+That holds for an encoder that keeps each frame's time (encoders.Encoder.timed); one with a
+constant rate (OpenCV's, so .avi) gets the sound only when the source's frames are at that
+rate (`steady_rate`): a variable-frame-rate source's sound would drift (the sink says so).
 """
 
 from __future__ import annotations
@@ -31,14 +34,21 @@ REENCODE = {".avi": "pcm_s16le"}  # Motion JPEG's container: plain PCM plays eve
 DEFAULT_REENCODE = "aac"
 
 
-def audio_codec(source: str | Path) -> str | None:
-    """The codec of `source`'s first audio stream ("aac", "opus"...), None if it has none or
-    is not a file PyAV reads."""
+def steady_rate(source: str | Path, fps: float, frames: int) -> bool:
+    """Whether the first `frames` frames of `source`'s video are at `fps`, one after the
+    other: each within half a frame of its place at that rate from the first. An encoder
+    with one constant rate (OpenCV's, so .avi) puts frame i at i / fps; the sound is at the
+    source's own times, so it stays in sync only then. False when it cannot tell."""
     try:
         with av.open(os.fspath(source)) as c:
-            return c.streams.audio[0].codec_context.name if c.streams.audio else None
+            v = c.streams.video[0]
+            times = sorted(_seconds(p.pts, p.time_base) for p in c.demux(v) if p.pts is not None)
     except (av.FFmpegError, OSError, IndexError):
-        return None
+        return False
+    if not times or fps <= 0:
+        return False
+    return all(abs(t - times[0] - i / fps) <= 0.5 / fps
+               for i, t in enumerate(times[:max(frames, 1)]))
 
 
 def add_audio(video: Path, source: str | Path, out: Path) -> str:

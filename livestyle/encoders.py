@@ -12,7 +12,8 @@ whole frames at one size; H.264 in 4:2:0 needs even sides, so an odd side is rou
 by one (the sink crops that last row or column), and at least 2 pixels.
 
 Timing: PyAV writes each frame at the time it is given (a variable-frame-rate source stays
-variable); OpenCV's writers, and so `.avi`, hold one constant rate.
+variable); OpenCV's writers, and so `.avi`, hold one constant rate (`Encoder.timed` says
+which, and so whether the source's sound can be added in sync: livestyle.audio).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class EncoderUnavailable(RuntimeError):
 class Encoder:
     description = "?"  # for the log line: "H.264 (libx264 via PyAV)"
     codec = "?"  # the four characters a reader reports: h264, mp4v, MJPG
+    timed = False  # True: each frame is written at the time it is given (else one constant rate)
 
     def __init__(self, size: tuple[int, int]):
         self.size = size  # (w, h) of the frames `write` takes
@@ -59,6 +61,7 @@ def even(size: tuple[int, int]) -> tuple[int, int]:
 class PyAVEncoder(Encoder):
     description = "H.264 (libx264 via PyAV)"
     codec = "h264"
+    timed = True
 
     def __init__(self, path: Path, size: tuple[int, int], fps: float):
         try:
@@ -147,6 +150,7 @@ class OpenCVEncoder(Encoder):
             raise EncoderUnavailable(f"OpenCV cannot encode {fourcc} into {path.suffix} here")
 
     def write(self, frame: np.ndarray, pts: float | None = None) -> None:
+        # `pts` is not kept: frame i is at i / fps (Encoder.timed is False)
         self._writer.write(frame)  # reports nothing, not even a full disk (the sink checks)
 
     def close(self) -> None:

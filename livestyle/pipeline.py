@@ -225,6 +225,18 @@ def installed_styles(exclude: set[Path]) -> list[Style]:
     return found
 
 
+def audio_source(cfg: RunConfig) -> str | None:
+    """The file whose sound a video output gets: a regular file source only (a camera index,
+    a URL, a device such as /dev/video0 or a pipe is not opened again for its sound)."""
+    src = cfg.source.source
+    if cfg.source.is_camera or cfg.source.is_url:
+        return None
+    try:
+        return src if Path(src).is_file() else None
+    except OSError:
+        return None
+
+
 class Pipeline:
     """Everything a RunConfig asks for, built once: the output (claimed first, so a busy or
     existing one fails before anything opens), the styles, the window, the source and the
@@ -294,8 +306,8 @@ class Pipeline:
             f"style {styles[0].name} on {self.switcher.backend.name}")
         if isinstance(self.output, VideoFileSink):
             self.output.fps = info.fps
-            if cfg.audio and source is None and not (cfg.source.is_camera or cfg.source.is_url):
-                self.output.audio_from = cfg.source.source  # a camera has no sound here
+            if cfg.audio and source is None:
+                self.output.audio_from = audio_source(cfg)
         elif isinstance(self.output, ImageSink):
             self.output.names = self.source.names
             self.output.alphas = getattr(self.source, "alphas", [])

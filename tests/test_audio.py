@@ -110,3 +110,115 @@ def test_no_audio_leaves_the_sound_out(tmp_path, styles_dir):
     assert r.returncode == 0, r.stderr
     assert ", audio" not in r.stderr, r.stderr
     assert contents(out).audio_codec is None and len(contents(out).video_ms) == 24
+
+
+# a screen recording's kind of variable frame rate: 12 fps, a one-second pause, 12 fps again
+PAUSED_MS = [round(i * 1000 / FPS) for i in range(12)] + \
+    [2000 + round(i * 1000 / FPS) for i in range(12)]
+
+
+def write_with_sink(src, out, monkeypatch=None, prefer=None):
+    """`src`'s frames through a VideoFileSink at their own times (as `run` sends them), with
+    `src`'s sound; `prefer`: the encoders open_encoder tries. (sink, log lines)."""
+    import av
+
+    from livestyle import encoders
+    from livestyle.sinks import video
+
+    if prefer is not None:
+        monkeypatch.setattr(video, "open_encoder",
+                            lambda p, s, f: encoders.open_encoder(p, s, f, prefer=prefer))
+    logs: list[str] = []
+    sink = video.VideoFileSink(out, fps=FPS, log=logs.append)
+    sink.audio_from = str(src)
+    with av.open(os.fspath(src)) as c:
+        frames = [(f.to_ndarray(format="bgr24"), float(f.time)) for f in c.decode(video=0)]
+    for img, t in frames:
+        sink.send(img, t - frames[0][1])
+    sink.close()
+    return sink, logs
+
+
+def test_a_remux_that_loses_frames_keeps_the_whole_video_without_sound(tmp_path, monkeypatch):
+    """The file with sound replaces the video only once it plays every frame: a remux that
+    dropped video packets would otherwise lose the finished video too (nothing saved)."""
+    import livestyle.audio
+
+    src, out = tmp_path / "talk.mp4", tmp_path / "out.mp4"
+    make_clip(src, times_ms=LATE_MS, audio="aac")
+
+    def losing(video, source, dest):  # a remux that kept 3 of the 24 frames
+        make_clip(dest, frames=3, fps=FPS, audio="aac")
+        return "AAC, copied"
+
+    monkeypatch.setattr(livestyle.audio, "add_audio", losing)
+    sink, logs = write_with_sink(src, out)
+    assert sink.written == out and sink.audio == ""
+    o = contents(out)
+    assert len(o.video_ms) == 24 and o.audio_codec is None
+    assert any("without the source's sound" in m and "3 of the 24 frames" in m for m in logs), logs
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "talk.mp4"]
+
+
+@pytest.mark.parametrize("times, prefer, kept", [
+    (LATE_MS, ("pyav",), True),  # frames at their own times: always in sync
+    (PAUSED_MS, ("pyav",), True),
+    (LATE_MS, ("mp4v",), True),  # one constant rate, the source's: in sync
+    (PAUSED_MS, ("mp4v",), False),  # one constant rate, a variable source: it would drift
+])
+def test_the_sound_is_added_only_where_it_stays_in_sync(tmp_path, monkeypatch, times, prefer,
+                                                         kept):
+    src, out = tmp_path / "talk.mp4", tmp_path / "out.mp4"
+    make_clip(src, times_ms=times, audio="aac")
+    sink, logs = write_with_sink(src, out, monkeypatch, prefer)
+    o = contents(out)
+    assert len(o.video_ms) == 24
+    if kept:
+        assert sink.audio == "AAC, copied" and o.audio_codec == "aac", logs
+        if prefer == ("pyav",):
+            assert o.video_ms == pytest.approx([t - times[0] for t in times], abs=1)
+    else:
+        assert sink.audio == "" and o.audio_codec is None
+        assert any("without the source's sound" in m and "variable frame rate" in m
+                   for m in logs), logs
+
+
+def test_a_variable_frame_rate_source_into_avi_is_written_without_sound(tmp_path, styles_dir):
+    src, out = tmp_path / "talk.mov", tmp_path / "out.avi"
+    make_clip(src, times_ms=PAUSED_MS, audio="pcm_s16le")
+    r = livestyle(*run_args(src, out, styles_dir))
+    assert r.returncode == 0, r.stderr
+    assert "without the source's sound" in r.stderr and "drift" in r.stderr, r.stderr
+    assert "24 frames" in r.stderr and ", audio" not in r.stderr, r.stderr
+    assert contents(out).audio_codec is None and len(contents(out).video_ms) == 24
+
+
+def test_steady_rate(tmp_path):
+    from livestyle.audio import steady_rate
+
+    steady, paused = tmp_path / "steady.mp4", tmp_path / "paused.mp4"
+    make_clip(steady, times_ms=LATE_MS)
+    make_clip(paused, times_ms=PAUSED_MS)
+    assert steady_rate(steady, FPS, 24)
+    assert not steady_rate(steady, 15, 24)  # the file would be written at another rate
+    assert not steady_rate(paused, FPS, 24)
+    assert steady_rate(paused, FPS, 12)  # a run cut short before the pause
+    assert not steady_rate(tmp_path / "missing.mp4", FPS, 24)
+
+
+def test_only_a_regular_file_source_is_opened_for_its_sound(tmp_path):
+    from livestyle.config import RunConfig, SourceConfig
+    from livestyle.pipeline import audio_source
+
+    clip = tmp_path / "talk.mp4"
+    make_clip(clip, audio="aac")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    def of(source):
+        return audio_source(RunConfig(source=SourceConfig(source=source)))
+
+    assert of(str(clip)) == str(clip)
+    # a camera, a URL, a device (/dev/video0's kind), a pipe, a folder: no file to reopen
+    for other in ("0", "rtsp://camera.local/stream", os.devnull, str(fifo), str(tmp_path)):
+        assert of(other) is None, other

@@ -15,8 +15,9 @@ than dropped by the encoder. A file that never got a frame is not left behind.
 
 The encoder is H.264 where the platform has one, else what works, said in the log
 (livestyle.encoders); the log line names the one used. Frames keep the times they are sent
-with (a variable frame rate stays variable), and with `audio_from` set the finished file
-gets that file's sound before it is published (livestyle.audio).
+with (a variable frame rate stays variable) where the encoder can, and with `audio_from`
+set the finished file gets that file's sound before it is published (livestyle.audio),
+when it can be in sync and the file with it still plays every frame.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class VideoFileSink(Sink):
         self.partial = partial_path(self.path)
         self._writer: Encoder | None = None
         self._size: tuple[int, int] | None = None  # (w, h) the file was opened at
+        self._timed = False  # whether the encoder keeps each frame's time (Encoder.timed)
         self.frames = 0
 
     def _sweep(self) -> None:
@@ -121,6 +123,7 @@ class VideoFileSink(Sink):
             if note:
                 self._log(note)
             self._writer, self._size, self.encoder = writer, writer.size, writer.description
+            self._timed = writer.timed
             self._log(f"writing {self.path}: {writer.description}, {writer.size[0]}x"
                       f"{writer.size[1]} at {fps:g} fps")
         fw, fh = frame.shape[1::-1]
@@ -157,21 +160,42 @@ class VideoFileSink(Sink):
             self._claim.release()
             self._claim = None
 
-    def _add_audio(self) -> None:
-        """The source's sound into the finished partial file (livestyle.audio); when that
-        cannot be done, the video stays as it is and the log says why."""
-        from livestyle.audio import add_audio
+    def _needed_frames(self) -> int:
+        """The frames the file must play to hold every frame written."""
+        # mp4, mov and avi index every frame; Matroska's count is duration x rate
+        exact = self.path.suffix.lower() in (".mp4", ".mov", ".avi")
+        return self.frames - (0 if exact else 1 + self.frames // 50)
 
+    def _add_audio(self) -> None:
+        """The source's sound into the finished partial file (livestyle.audio), in sync: the
+        encoder keeps each frame's time, or the source's frames are at the file's constant
+        rate. The file with sound replaces the partial one only once it plays with every
+        frame; otherwise the video stays as it is, without sound, and the log says why."""
+        from livestyle.audio import add_audio, steady_rate
+
+        def without(why: str) -> None:
+            self.audio = ""
+            self._log(f"note: {self.path} is written without the source's sound: {why}")
+
+        if not self._timed and not steady_rate(self.audio_from, self.fps or 30.0, self.frames):
+            without(f"{self.encoder} writes one constant frame rate and the source's frames "
+                    f"are not at {self.fps or 30.0:g} fps (a variable frame rate), so the "
+                    "sound would drift out of sync")
+            return
         tmp = self.partial.with_name(f"{self.partial.stem}-audio{self.partial.suffix}")
         try:
             self.audio = add_audio(self.partial, self.audio_from, tmp)
             if self.audio:
+                plays = playable_frames(tmp)
+                if plays < self._needed_frames():
+                    tmp.unlink(missing_ok=True)
+                    without(f"the file with it plays {plays} of the {self.frames} frames "
+                            "written, so the video is kept as it was")
+                    return
                 os.replace(tmp, self.partial)
         except Exception as e:  # noqa: BLE001 - PyAV's errors, the disk: the video is whole
             tmp.unlink(missing_ok=True)
-            self.audio = ""
-            self._log(f"note: {self.path} is written without the source's sound: "
-                      f"{_cause(e, self.path.parent) if isinstance(e, OSError) else e}")
+            without(_cause(e, self.path.parent) if isinstance(e, OSError) else str(e))
 
     def _finish(self) -> None:
         if self._writer is not None:
@@ -189,10 +213,7 @@ class VideoFileSink(Sink):
             self._add_audio()
         try:
             fsync_file(self.partial)
-            # mp4, mov and avi index every frame; Matroska's count is duration x rate
-            exact = self.path.suffix.lower() in (".mp4", ".mov", ".avi")
-            ok = playable_frames(self.partial) >= self.frames - (0 if exact else
-                                                                 1 + self.frames // 50)
+            ok = playable_frames(self.partial) >= self._needed_frames()
             cause = "" if ok else _why_incomplete(self.path.parent)
         except OSError as e:
             ok, cause = False, f"{e.strerror or e}"
