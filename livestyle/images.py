@@ -41,16 +41,27 @@ def _read(path: Path) -> tuple[np.ndarray | None, np.ndarray | None, str]:
         data = np.fromfile(path, np.uint8)
     except OSError as e:  # a permission error is not a broken image: say which it is
         return None, None, e.strerror or str(e)  # "Permission denied"
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    alpha = _alpha(data) if data.size else None
+    if alpha is None:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    else:
+        # IMREAD_UNCHANGED (the alpha) ignores the EXIF orientation that IMREAD_COLOR
+        # applies: take both unturned and turn them together, the same way
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        if image is not None:
+            turn = ORIENT[exif_orientation(data.tobytes())]
+            image, alpha = turn(image), turn(alpha)
+            if image.shape[:2] != alpha.shape:
+                alpha = None
     if image is None:
         return None, None, ("the file is empty" if not data.size
                             else "not an image OpenCV can decode")
-    return image, _alpha(data, image.shape[:2]), ""
+    return image, alpha, ""
 
 
-def _alpha(data: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
-    """The 8-bit alpha channel of an encoded PNG, WebP or TIFF whose pixels are not all
-    opaque; None for every other image."""
+def _alpha(data: np.ndarray) -> np.ndarray | None:
+    """The 8-bit alpha channel, as stored (before any EXIF orientation), of an encoded PNG,
+    WebP or TIFF whose pixels are not all opaque; None for every other image."""
     head = data[:12].tobytes()
     if not (head.startswith(b"\x89PNG") or head[8:12] == b"WEBP"
             or head[:4] in (b"II*\x00", b"MM\x00*")):
@@ -65,9 +76,71 @@ def _alpha(data: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
         alpha = (np.clip(alpha, 0, 1) * 255 + 0.5).astype(np.uint8)
     if alpha.min() == 255:
         return None  # an alpha channel with nothing transparent: nothing to keep
-    if alpha.shape != size:  # EXIF-rotated: the colours are turned, the raw alpha is not
-        return cv2.rotate(alpha, cv2.ROTATE_90_CLOCKWISE) if alpha.shape == size[::-1] else None
-    return alpha
+    return np.ascontiguousarray(alpha)
+
+
+# EXIF orientation (1-8) -> what turns the stored pixels upright, as viewers (and OpenCV's
+# IMREAD_COLOR) show them
+ORIENT = {
+    1: lambda a: a,
+    2: lambda a: cv2.flip(a, 1),  # mirrored left-right
+    3: lambda a: cv2.rotate(a, cv2.ROTATE_180),
+    4: lambda a: cv2.flip(a, 0),  # mirrored top-bottom
+    5: lambda a: cv2.transpose(a),  # mirrored along the main diagonal
+    6: lambda a: cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE),
+    7: lambda a: cv2.rotate(cv2.transpose(a), cv2.ROTATE_180),  # the other diagonal
+    8: lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE),
+}
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation (1-8) of an encoded PNG (eXIf chunk), WebP (EXIF chunk) or TIFF
+    (its first directory); 1 where there is none or it cannot be read."""
+    try:
+        if data.startswith(b"\x89PNG\r\n\x1a\n"):
+            pos = 8
+            while pos + 8 <= len(data):
+                size = int.from_bytes(data[pos:pos + 4], "big")
+                kind = data[pos + 4:pos + 8]
+                if kind == b"eXIf":
+                    return _tiff_orientation(data[pos + 8:pos + 8 + size])
+                if kind == b"IEND":
+                    break
+                pos += 12 + size  # length, type, data, CRC
+        elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            pos = 12
+            while pos + 8 <= len(data):
+                size = int.from_bytes(data[pos + 4:pos + 8], "little")
+                if data[pos:pos + 4] == b"EXIF":
+                    return _tiff_orientation(data[pos + 8:pos + 8 + size])
+                pos += 8 + size + (size & 1)  # chunks are padded to an even size
+        elif data[:4] in (b"II*\x00", b"MM\x00*"):
+            return _tiff_orientation(data)
+    except (ValueError, IndexError):
+        pass
+    return 1
+
+
+def _tiff_orientation(exif: bytes) -> int:
+    """Tag 0x0112 of the first directory of TIFF-structured EXIF data, or 1. (Data that
+    starts "Exif\\0\\0", as in a JPEG, is not what a PNG or WebP holds, and OpenCV does not
+    turn the colours for it: neither is the alpha.)"""
+    order = {b"II": "little", b"MM": "big"}.get(exif[:2])
+    if order is None:
+        return 1
+
+    def num(at: int, n: int) -> int:
+        if at + n > len(exif):
+            raise ValueError("truncated EXIF")
+        return int.from_bytes(exif[at:at + n], order)
+
+    ifd = num(4, 4)
+    for i in range(num(ifd, 2)):
+        entry = ifd + 2 + 12 * i
+        if num(entry, 2) == 0x0112:  # Orientation: one SHORT, in the value field
+            value = num(entry + 8, 2)
+            return value if value in ORIENT else 1
+    return 1
 
 
 def composite(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
