@@ -151,6 +151,11 @@ class FakePinned(_Tracked):
         self._release("free")
 
 
+# cuda.h's CU_STREAM_NON_BLOCKING, spelled out here rather than read from cuda_buffers: a check
+# that masked with the module's constant would pass whatever that constant were set to
+CU_STREAM_NON_BLOCKING = 0x1
+
+
 class FakeStream(_Tracked):
     kind = "stream"
 

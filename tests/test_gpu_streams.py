@@ -20,7 +20,7 @@ import pytest
 
 from livestyle.backends import cuda_buffers
 from livestyle.backends import tensorrt as trt_backend
-from tests.fake_gpu import FakeDriver, FakeTRT
+from tests.fake_gpu import CU_STREAM_NON_BLOCKING, FakeDriver, FakeTRT
 
 
 @contextmanager
@@ -95,7 +95,7 @@ def check_backend(driver: FakeDriver, trt: FakeTRT, model: Path, cache: Path) ->
             assert op.pinned, f"{op.kind} from pageable host memory"
     kinds = [op.kind for op in driver.ops]
     assert kinds.count("profile") == len(slots) and kinds.count("network") == len(frames)
-    assert all(f & cuda_buffers.CU_STREAM_NON_BLOCKING for f in flags), flags
+    assert all(f & CU_STREAM_NON_BLOCKING for f in flags), flags
 
 
 def check_close_waits(driver: FakeDriver, trt: FakeTRT, model: Path, cache: Path) -> None:
@@ -252,6 +252,21 @@ def test_each_mistake_fails_the_checks(monkeypatch, model, tmp_path, mistake):
     assert must_fail <= failures.keys(), f"{mistake}: the checks still pass ({failures})"
 
 
+def test_the_stream_check_reads_the_flags_not_the_module_constant(monkeypatch, model, tmp_path):
+    """The non-blocking check masks with cuda.h's value, not cuda_buffers' constant: with that
+    constant zeroed but the streams still created non-blocking, the check passes (masking with
+    the zeroed constant failed it whatever the flags: the "blocking streams" mistake was caught
+    for the wrong reason)."""
+    from tests.fake_gpu import FakeStream
+
+    with monkeypatch.context() as m:
+        m.setattr(cuda_buffers, "CU_STREAM_NON_BLOCKING", 0)
+        m.setattr(FakeDriver, "Stream",
+                  lambda self, flags=0: FakeStream(self, flags | CU_STREAM_NON_BLOCKING))
+        failures = run_checks(monkeypatch, model, tmp_path)
+    assert "backend" not in failures, failures
+
+
 # ------------------------------------------------------------------ the fake itself
 
 def test_the_fake_device_runs_work_only_when_waited_for(monkeypatch):
@@ -261,7 +276,8 @@ def test_the_fake_device_runs_work_only_when_waited_for(monkeypatch):
         ctx = cuda_buffers.CudaContext(0)
         with ctx.active():
             frame = smooth(4, 5, 7)
-            a, b = driver.Stream(flags=1), driver.Stream(flags=1)
+            a = driver.Stream(flags=CU_STREAM_NON_BLOCKING)
+            b = driver.Stream(flags=CU_STREAM_NON_BLOCKING)
             event = driver.Event()
             dev = driver.mem_alloc(frame.nbytes)
             host_in = driver.pagelocked_empty(frame.nbytes, np.uint8).reshape(frame.shape)
