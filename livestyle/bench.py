@@ -403,13 +403,18 @@ def style_fields(s: Style) -> dict:
 STYLE_COLS = [("style", "style"), ("size", "size"), ("macs_per_pixel", "MAC/px")]
 
 
+def _cell(row: dict, key: str) -> str:
+    value = row.get(key)
+    return "" if value is None else str(value)  # a value not measured: blank, not "None"
+
+
 def table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
-    widths = [max([len(title), 7] + [len(str(r.get(key, ""))) for r in rows])
+    widths = [max([len(title), 7] + [len(_cell(r, key)) for r in rows])
               for key, title in cols]
     head = "  ".join(f"{title:>{w}}" for (_, title), w in zip(cols, widths))
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append("  ".join(f"{str(r.get(key, '')):>{w}}" for (key, _), w in zip(cols, widths)))
+        lines.append("  ".join(f"{_cell(r, key):>{w}}" for (key, _), w in zip(cols, widths)))
     return "\n".join(lines)
 
 
@@ -553,7 +558,11 @@ def run_bench(backend_names: list[str], resolutions: list[str], frames: int, war
 
 
 def peak_fields(report: dict, backend: str, precision: str, gflops: float) -> dict:
-    """A model row's "of_peak" (0-1) against the peak of the precision it computed in."""
+    """A model row's "of_peak" (0-1) against the peak of the precision it computed in. The
+    peaks are the CPU's: a GPU backend's row has none (None, a blank in the table), rather
+    than a ratio to the CPU's float32 peak clamped to 1 and marked above it."""
+    if backend in backends.GPU_BACKENDS:
+        return {"peak_gflops": None, "of_peak": None}
     key = f"{backend} {precision}"
     peaks = report["peak_gflops_by_precision"]
     if key not in peaks:

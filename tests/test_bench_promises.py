@@ -11,7 +11,10 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 
+from livestyle import bench
+from livestyle.backends import GPU_BACKENDS
 from livestyle.bench import plot
 from livestyle.styles import BUNDLED_DIR, read_style
 from tests.conftest import REPO
@@ -39,6 +42,9 @@ def test_default_bench_measures_only_the_bundled_styles(tmp_path, styles_dir):
         assert styles <= bundled, styles  # never rand-a, identity...
         assert len(styles) == len(sizes)  # one per generator size
     for row in report["model"]:
+        if row["backend"] in GPU_BACKENDS:  # the peaks are the CPU's: none for a GPU row
+            assert row["of_peak"] is None and row["peak_gflops"] is None
+            continue
         assert 0 <= row["of_peak"] <= 1.0
         assert row["peak_gflops"] >= report["peak_gflops"]  # its precision's, at least f32's
 
@@ -77,3 +83,25 @@ def test_plot_legend_is_below_the_lines_and_every_series_has_its_own_colour(tmp_
     axes = img[40:plot_h - 60, 60:720 - 60].reshape(-1, 3)
     found = {tuple(int(c) for c in px) for px in axes[::7]}
     assert all(any(np.abs(np.array(s) - px).sum() < 60 for px in found) for s in swatches)
+
+
+@pytest.mark.parametrize("backend", sorted(GPU_BACKENDS))
+def test_gpu_rows_have_no_cpu_peak_and_print_it_blank(backend, monkeypatch):
+    """The peaks are the CPU's: a GPU row far above the CPU's float32 peak is not "1.0 of
+    peak, above it", it has no peak at all, and the table leaves the column blank."""
+    monkeypatch.setattr(bench, "precision_peak", lambda *a, **k: pytest.fail("a CPU peak"))
+    report = {"peak_gflops": 100.0, "peak_gflops_by_precision": {}}
+    fields = bench.peak_fields(report, backend, "fp16", 5000.0)
+    assert fields == {"peak_gflops": None, "of_peak": None}  # and no above_peak
+    assert report["peak_gflops_by_precision"] == {}
+    row = {"backend": backend, "gflops": 5000.0, **fields}
+    text = bench.table([row], [("backend", "backend"), ("gflops", "GFLOP/s"),
+                               ("of_peak", "of peak")])
+    assert "None" not in text and "1.0" not in text
+    assert text.splitlines()[-1].rstrip().endswith("5000.0")  # the of-peak cell is blank
+
+
+def test_cpu_rows_still_have_their_peak():
+    report = {"peak_gflops": 100.0, "peak_gflops_by_precision": {}}
+    fields = bench.peak_fields(report, "onnxruntime", "f32", 50.0)
+    assert fields == {"peak_gflops": 100.0, "of_peak": 0.5}
