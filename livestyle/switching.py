@@ -45,9 +45,15 @@ class StyleSwitcher:
         self.styles = styles
         self._backend_name, self._threads, self._log = backend, threads, log
         self._loaded: dict[int, backends.Backend] = {}
-        self._loading: dict[int, threading.Thread] = {}
+        self._loading: dict[int, threading.Thread] = {}  # the latest loader of each style
+        self._loaders: list[tuple[int, threading.Thread]] = []  # every one, for close()
+        # styles whose loader has not yet decided what becomes of its backend: a request for
+        # one of these starts no second load. A loader leaves it (under the lock) when it
+        # decides, before it closes a backend passed over: asked for again while that closes,
+        # the style is loaded anew rather than waiting on a thread that will store nothing
+        self._pending: set[int] = set()
         self._errors: dict[int, Exception] = {}
-        self._lock = threading.Lock()  # guards _loaded, _errors and _closed
+        self._lock = threading.Lock()  # guards _loaded, _pending, _errors and _closed
         self._closed = False
         self._in_flight: deque[np.ndarray] = deque()  # source frames whose result is to come
         self.index = 0
@@ -62,8 +68,10 @@ class StyleSwitcher:
         except Exception as e:  # noqa: BLE001 - reported to the user, the run goes on
             with self._lock:
                 self._errors[i] = e
+                self._pending.discard(i)
             return
         with self._lock:
+            self._pending.discard(i)
             # `wanted` may have moved on while this loaded: then nobody will switch to it
             if not self._closed and i in (self.wanted, self.index):
                 self._loaded[i] = b
@@ -88,13 +96,16 @@ class StyleSwitcher:
         for b in gone:
             b.close()
         with self._lock:
-            busy = self._closed or i in self._loaded or (
-                i in self._loading and self._loading[i].is_alive())
+            busy = self._closed or i in self._loaded or i in self._pending
+            if not busy:
+                # not a daemon: the interpreter waits for a load still under way at exit,
+                # instead of finalizing while the thread is inside native code (a TensorRT
+                # build)
+                t = threading.Thread(target=self._load, args=(i,), name=f"livestyle-load-{i}")
+                self._pending.add(i)
+                self._loading[i] = t
+                self._loaders = [(j, u) for j, u in self._loaders if u.is_alive()] + [(i, t)]
         if not busy:
-            # not a daemon: the interpreter waits for a load still under way at exit, instead
-            # of finalizing while the thread is inside native code (a TensorRT build)
-            t = threading.Thread(target=self._load, args=(i,), name=f"livestyle-load-{i}")
-            self._loading[i] = t
             t.start()
 
     def infer(self, frame: np.ndarray, small: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -173,7 +184,7 @@ class StyleSwitcher:
         ends the wait, and the loader then closes what it built itself. Idempotent."""
         with self._lock:
             self._closed = True
-            loading = [(i, t) for i, t in self._loading.items() if t.is_alive()]
+            loading = [(i, t) for i, t in self._loaders if t.is_alive()]
         try:
             for i, t in loading:
                 t.join(LOAD_NOTE_EVERY)

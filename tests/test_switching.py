@@ -259,3 +259,55 @@ def test_switching_keeps_only_the_current_style_and_the_next(monkeypatch, styles
         s.infer(frame, frame)
         assert s.index == 2 and s.loaded == [2]
     assert CountingBackend.open_now == [] and CountingBackend.most == 2
+
+
+# -- a style asked for again while its passed-over backend is being closed -------------------
+
+class SlowCloseBackend(OnnxRuntimeBackend):
+    """ONNX Runtime where style `slow` first waits for `build` to be built, and its first
+    close() says so (`closing`) and waits for `finish_close`: the test decides the order."""
+
+    name = "slow-close"
+    slow = "rand-a"
+    build = threading.Event()
+    closing = threading.Event()
+    finish_close = threading.Event()
+
+    def __init__(self, model_path, threads: int = 0):
+        self.stem = Path(model_path).stem
+        if self.stem == self.slow:
+            assert self.build.wait(timeout=60), "the test never let the load finish"
+        super().__init__(model_path, threads)
+
+    def close(self):
+        if self.stem == self.slow and not SlowCloseBackend.closing.is_set():
+            SlowCloseBackend.closing.set()
+            assert self.finish_close.wait(timeout=60), "the test never let the close finish"
+        super().close()
+
+
+def test_a_style_asked_for_again_while_its_passed_over_load_closes_is_switched_to(
+        monkeypatch, styles_dir):
+    """rand-a finishes loading after the user moved on to rand-b, so its loader closes it;
+    while that close runs, the user asks for rand-a again. The loader, still alive, was taken
+    for a load under way and none was started, then it ended storing nothing: the switch
+    never came. Now the request loads it anew."""
+    monkeypatch.setitem(backends.REGISTRY, SlowCloseBackend.name, (__name__, "SlowCloseBackend"))
+    for e in (SlowCloseBackend.build, SlowCloseBackend.closing, SlowCloseBackend.finish_close):
+        e.clear()
+    frame = np.zeros((16, 24, 3), np.uint8)
+    try:
+        with StyleSwitcher(styles(styles_dir, "identity", "rand-a", "rand-b"), "slow-close",
+                           log=lambda m: None) as s:
+            s.request(1)  # rand-a: its build waits
+            s.request(2)  # moved on: rand-a will be passed over
+            SlowCloseBackend.build.set()
+            assert SlowCloseBackend.closing.wait(timeout=30)  # its loader is closing it now
+            s.request(1)  # asked for again, mid-close
+            SlowCloseBackend.finish_close.set()
+            s._loading[1].join(timeout=30)
+            s.infer(frame, frame)
+            assert s.index == 1 and s.style.name == "rand-a"
+    finally:
+        SlowCloseBackend.build.set()
+        SlowCloseBackend.finish_close.set()
