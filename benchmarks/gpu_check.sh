@@ -12,6 +12,8 @@
 #   5. writes the bench JSON, the test report and summary.txt (one line per backend: fps,
 #      ms, precision, GPU memory) under $OUT if set, else benchmarks/results/gpu-<time>/.
 # Fill benchmarks/carry/ first, where there is a network: benchmarks/gpu_carry.sh.
+# It keeps to a budget of 480 s ($GPU_CHECK_BUDGET_S if set); a step with no time left is
+# not run and counts as a failure.
 #
 # usage: benchmarks/gpu_check.sh [--out DIR] [--carry DIR] [--styles A,B]
 #                                [--tests-only] [--pytest 'ARGS']
@@ -23,7 +25,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 
-BUDGET_S=480
+BUDGET_S="${GPU_CHECK_BUDGET_S:-480}"  # seconds for the whole check (the variable: for tests)
 OUT_DIR="${OUT:-}"
 CARRY=benchmarks/carry
 STYLES=""
@@ -57,7 +59,10 @@ exec > >(tee -a "$OUT_DIR/gpu_check.log") 2>&1
 
 STATUS=0
 fail() { echo "FAIL: $*"; STATUS=1; }
-left() { echo $((BUDGET_S - SECONDS)); }  # seconds left of the budget
+left() { echo $((BUDGET_S - SECONDS)); }  # seconds left of the budget (may be <= 0)
+# a step's time limit: never `timeout 0` (no limit at all) or a negative one; a step with no
+# time left is not run (the caller says so and fails)
+at_least_1() { if [ "$1" -ge 1 ]; then echo "$1"; else echo 1; fi; }
 step() { echo; echo "== $* ($(left) s left)"; }
 
 # ---------------------------------------------------------------- 1. the GPU
@@ -96,10 +101,15 @@ PYEOF
         nvcc_path=$(command -v nvcc || true)
         if [ -n "$nvcc_path" ]; then
             export CUDA_ROOT="${CUDA_ROOT:-$(dirname "$(dirname "$nvcc_path")")}"
-            echo "pycuda: building from $(ls "$CARRY"/pycuda-*.tar.gz) with $nvcc_path"
-            timeout $(( $(left) / 2 )) "$PY" -m pip install -q --no-index \
-                --find-links "$CARRY" --no-build-isolation pycuda \
-                || fail "pycuda does not build here (see above)"
+            half=$(( $(left) / 2 ))
+            if [ "$half" -lt 1 ]; then
+                fail "pycuda: no time left to build it ($(left) s of ${BUDGET_S} s left)"
+            else
+                echo "pycuda: building from $(ls "$CARRY"/pycuda-*.tar.gz) with $nvcc_path"
+                timeout "$(at_least_1 "$half")" "$PY" -m pip install -q --no-index \
+                    --find-links "$CARRY" --no-build-isolation pycuda \
+                    || fail "pycuda does not build here (see above)"
+            fi
         else
             fail "pycuda: no nvcc on PATH to build it with"
         fi
@@ -131,8 +141,12 @@ if [ -z "$PYTEST_ARGS" ]; then
 fi
 report="$OUT_DIR/gpu-tests.xml"
 rm -f "$report"
+tests_left=$(left)
+if [ "$tests_left" -le 0 ]; then
+    fail "no time left for the tests ($tests_left s of ${BUDGET_S} s left): not run"
+else
 echo "pytest $PYTEST_ARGS"
-eval "timeout $(left) \"\$PY\" -m pytest -q -rs -p no:cacheprovider --junitxml=\"\$report\" $PYTEST_ARGS"
+eval "timeout $(at_least_1 "$tests_left") \"\$PY\" -m pytest -q -rs -p no:cacheprovider --junitxml=\"\$report\" $PYTEST_ARGS"
 pytest_rc=$?
 "$PY" - "$report" "$pytest_rc" <<'PYEOF' || STATUS=1
 import sys
@@ -160,6 +174,7 @@ if count["failures"] or count["errors"] or rc not in (0, 5):
 if problems:
     sys.exit("FAIL: " + "; ".join(problems))
 PYEOF
+fi
 
 # ---------------------------------------------------------------- 4. bench
 if [ "$TESTS_ONLY" = 0 ]; then
@@ -169,10 +184,11 @@ if [ "$TESTS_ONLY" = 0 ]; then
     fi
     names="torch-cuda"
     [ "$HAVE_TRT" = 1 ] && names="tensorrt,torch-cuda"
-    if [ "$(left)" -lt 60 ]; then
-        fail "no time left for the bench"
+    bench_left=$(left)
+    if [ "$bench_left" -lt 60 ]; then
+        fail "no time left for the bench ($bench_left s of ${BUDGET_S} s left): not run"
     else
-        timeout $(( $(left) - 10 )) "$PY" -m livestyle bench --backends "$names" \
+        timeout "$(at_least_1 $(( bench_left - 10 )))" "$PY" -m livestyle bench --backends "$names" \
             --resolutions 720p,1080p --style "$STYLES" --frames 60 --warmup 10 \
             --seconds 3 --no-reference --out "$OUT_DIR/bench-gpu.json" \
             || fail "livestyle bench (exit $?)"

@@ -80,3 +80,17 @@ def test_livestyle_imports_without_openvino_pyav_or_pyvirtualcam():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0 and "--backends" in out.stdout, out.stderr
+
+
+def test_a_spent_budget_fails_the_step_instead_of_running_it_without_a_limit(tmp_path):
+    """`timeout $(left)` with the budget spent was `timeout 0` (no limit at all) or a negative
+    one: now the step is not run, and the check fails saying why."""
+    env = {**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path / "out"),
+           "GPU_CHECK_BUDGET_S": "0"}
+    out = subprocess.run(["bash", str(SCRIPT), "--tests-only", "--pytest",
+                          "tests/test_gpu_path.py -k test_fits_profile"],
+                         cwd=REPO, env=env, text=True, capture_output=True, timeout=120)
+    assert out.returncode == 1, out.stdout
+    assert "FAIL: no time left for the tests" in out.stdout, out.stdout
+    assert "pytest tests/test_gpu_path.py" not in out.stdout  # not started
+    assert not (tmp_path / "out" / "gpu-tests.xml").exists()
