@@ -109,7 +109,12 @@ def recalibrate(style_path: str | Path, out: str | Path, content_dir=DEFAULT_CON
                        upscale=upscale, log=log)
     frames = [camera_frame(p) for p in split_images(content_dir)[0][:2]]
     training = style.training | {"recalibrated": result}
-    return export_onnx(generator, out, style=style.name, description=style.description,
+    import onnx
+
+    # the name it was trained under (style.name is the file's, which --out may change)
+    trained = {m.key: m.value for m in onnx.load(str(style_path), load_external_data=False)
+               .metadata_props}["livestyle.style"]
+    return export_onnx(generator, out, style=trained, description=style.description,
                        training=training, check_images=frames, upscale=upscale)
 
 
