@@ -51,6 +51,11 @@ def _run_parser(sub) -> None:
                    help="how the smaller stylized frame is enlarged to the frame: the style's "
                         "own way (the cartoon: pixel for pixel, crisp, like its teacher; the "
                         "others: linear), linear (smoother), or nearest (default: style)")
+    p.add_argument("--steady", type=float, default=None,
+                   help="temporal steadying of a video, 0 (off) to 0.95: where the picture "
+                        "did not change since the last frame, this share of the last result is "
+                        "kept, so strokes on still walls and faces do not shimmer; whatever "
+                        "moves is drawn anew at once (default 0.8)")
     p.add_argument("--vcam", action="store_true", help="also send to a virtual camera")
     p.add_argument("--vcam-device", default=None, help="e.g. /dev/video10 (default: first found)")
     p.add_argument("--vcam-backend", default=None,
@@ -149,6 +154,7 @@ def cmd_run(a) -> int:
                     source=SourceConfig(a.source, w, h, a.fps, loop=a.loop),
                     backend=a.backend, scale=a.scale, blend=a.blend, stroke=a.stroke,
                     upscale=a.upscale,
+                    **({} if a.steady is None else {"steady": a.steady}),
                     preview=a.preview,
                     vcam=a.vcam, vcam_device=a.vcam_device, vcam_backend=a.vcam_backend, output=a.output,
                     output_size=out_size,

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from livestyle.frames import UPSCALE_FLAGS
+from livestyle.steady import DEFAULT_STRENGTH, MAX_STRENGTH
 
 
 class ConfigError(ValueError):
@@ -66,6 +67,7 @@ class RunConfig:
     stroke: float = 1.0  # stroke scale: the generator runs at 1/stroke of the processing size,
     # so strokes and outlines come out this many times larger (and it runs faster)
     upscale: str = "style"  # how a smaller result is enlarged: the style's way, linear, nearest
+    steady: float = DEFAULT_STRENGTH  # temporal steadying of a video's still parts (0 = off)
     preview: bool = True  # a window with HUD and keys
     vcam: bool = False  # a virtual camera for Zoom / Meet / OBS
     vcam_device: str | None = None  # e.g. /dev/video10; None = the first loopback device
@@ -96,6 +98,9 @@ class RunConfig:
                               f"{', '.join(UPSCALE_FLAGS)}")
         if not 0.0 <= self.blend <= 1.0:
             raise ConfigError(f"--blend {self.blend} is out of range: use 0.0-1.0")
+        if not 0.0 <= self.steady <= MAX_STRENGTH:
+            raise ConfigError(f"--steady {self.steady} is out of range: use 0 (off) to "
+                              f"{MAX_STRENGTH:g} (default {DEFAULT_STRENGTH:g})")
         s = self.source
         if s.width < 1 or s.height < 1 or s.width > 7680 or s.height > 4320:
             raise ConfigError(f"impossible size {s.width}x{s.height}: use 1x1 to 7680x4320")

@@ -32,6 +32,7 @@ from livestyle.frames import (auto_scale, fit_size, postprocess, preprocess, pro
 from livestyle.keys import Controls, apply_action, hud_lines
 from livestyle.sinks.base import Sink
 from livestyle.sinks.preview import PreviewWindow
+from livestyle.steady import Steadier
 from livestyle.styles import Style, StyleError, read_style, resolve, style_files
 from livestyle.switching import StyleSwitcher
 from livestyle.timers import StageTimers
@@ -86,11 +87,13 @@ def generator_size(bgr: np.ndarray, scale: float | None, stroke: float,
 def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | None,
              controls: Controls, preview: PreviewWindow | None = None, max_frames: int = 0,
              snapshot_dir: str = ".", log=print, on_frame=None,
-             upscale: str = "style") -> RunStats:
+             upscale: str = "style", steady: float = 0.0) -> RunStats:
     """Drive frames from `source` through the current style into every sink until the source
     ends, `q` is pressed or `max_frames` have been read (each is delivered). `scale` None
     picks one per frame size (frames.auto_scale); `upscale` "style" enlarges each result the
     current style's way (Style.upscale), a frames.UPSCALE_FLAGS name every style that way.
+    `steady`: the strength of temporal steadying (steady.Steadier; 0 = off), started anew
+    with each style.
     `on_frame(n)` is called after the n-th frame is delivered."""
     timers = StageTimers()
     stats = RunStats(backend=switcher.backend.name)
@@ -101,8 +104,15 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | 
     # back every frame it is handed, in order, so the oldest time here is the next result's
     times: deque[float | None] = deque()
 
+    steadier = Steadier(steady)
+    steadied_style = [switcher.style]
+
     def deliver(bgr: np.ndarray, styled: np.ndarray) -> None:
         t = time.perf_counter()
+        if switcher.style is not steadied_style[0]:  # a new style is not mixed with the last
+            steadier.reset()
+            steadied_style[0] = switcher.style
+        styled = steadier(bgr, styled)
         blend = 0.0 if controls.show_original else controls.blend
         out = postprocess(styled, bgr, blend,
                           switcher.style.upscale if upscale == "style" else upscale)
@@ -333,7 +343,9 @@ class Pipeline:
         cfg = self.cfg
         return run_loop(self.source, self.switcher, self.sinks, cfg.scale, self.controls,
                         self.preview, cfg.max_frames, cfg.snapshot_dir, log=self.log,
-                        on_frame=on_frame, upscale=cfg.upscale)
+                        on_frame=on_frame, upscale=cfg.upscale,
+                        # photos are pictures of their own: none is mixed with the one before
+                        steady=0.0 if cfg.source.is_images else cfg.steady)
 
     def warm_up(self, frames: int) -> None:
         """The next `frames` frames of the source through the style to no sink and no
@@ -341,7 +353,7 @@ class Pipeline:
         a measurement starts."""
         controls = Controls(blend=self.cfg.blend, stroke=self.cfg.stroke)
         run_loop(self.source, self.switcher, [], self.cfg.scale, controls, max_frames=frames,
-                 log=self.log, upscale=self.cfg.upscale)
+                 log=self.log, upscale=self.cfg.upscale, steady=self.cfg.steady)
 
     def progress_hook(self, progress):
         """on_frame for `run` that drives `progress` (livestyle.progress.Progress) for a file

@@ -9,7 +9,8 @@ Every frame goes the way `livestyle run` sends it on a CPU: held-out photos crop
   (`--by-source STYLE`: on every held-out photo and on frames of the clips, by where they
   come from, to see which kinds of picture a teacher style fits worst);
 - every style: temporal stability on the clips in ../shared/data/video: the flow-warped error
-  between consecutive stylized frames (Lai et al. 2018), next to the same figure for the input;
+  between consecutive stylized frames (Lai et al. 2018), next to the same figure for the input,
+  with run's default temporal steadying and without it (`--clips`: only these, again);
   and the output change for a 2 px shift and for sigma=2/255 noise, next to the input's.
 Everything runs the exported ONNX through the backend `livestyle run` picks, as users get it.
 """
@@ -28,6 +29,7 @@ from livestyle.atomic import write_atomic
 from livestyle.frames import postprocess, preprocess
 from livestyle.metrics import psnr
 from livestyle.pipeline import generator_size
+from livestyle.steady import DEFAULT_STRENGTH, Steadier
 from livestyle.styles import BUNDLED_DIR, read_style, style_files
 from . import lookmeter
 from .config import DEFAULT_CONTENT
@@ -172,15 +174,47 @@ def evaluate_style(path: Path, photos: list[np.ndarray], clips: dict[str, list[n
         look = lookmeter.Look(meter, cv2.imread(str(painting_path(image))))
         row.update(lookmeter.measure(look, list(zip(photos, outputs))))
     row.update({k: round(v, 2) for k, v in perturbation_changes(run, photos[:8]).items()})
-    row["clips"] = {}
-    for name, frames in clips.items():
-        styled = [run(f) for f in frames]
-        out_err, in_err = warped_error(styled, frames), warped_error(frames, frames)
-        row["clips"][name] = {"warped_error_out": round(out_err, 2),
-                              "warped_error_in": round(in_err, 2),
-                              "ratio": round(out_err / in_err, 2)}
+    row["clips"] = clip_stability(backend, style, clips)
     backend.close()
     return row
+
+
+def clip_stability(backend, style, clips: dict[str, list[np.ndarray]]) -> dict:
+    """Per clip, the warped error of the output over the input's, with the temporal steadying
+    `livestyle run` applies by default (steady.Steadier) and without it (`ratio_unsteadied`)."""
+    size = lambda f: generator_size(f, None, 1.0, backend.name, style.native_side)  # noqa: E731
+    rows = {}
+    for name, frames in clips.items():
+        raw = [backend.infer(preprocess(f, size(f))).copy() for f in frames]
+        steadier = Steadier(DEFAULT_STRENGTH)
+        steadied = [postprocess(steadier(f, r), f, upscale=style.upscale) for f, r in zip(frames, raw)]
+        unsteadied = [postprocess(r, f, upscale=style.upscale) for f, r in zip(frames, raw)]
+        out_err, in_err = warped_error(steadied, frames), warped_error(frames, frames)
+        rows[name] = {"warped_error_out": round(out_err, 2), "warped_error_in": round(in_err, 2),
+                      "ratio": round(out_err / in_err, 2),
+                      "ratio_unsteadied": round(warped_error(unsteadied, frames) / in_err, 2)}
+    return rows
+
+
+def restability(out: Path) -> int:
+    """Measure the clips of every row in the existing --out table again, the rest kept
+    (after a change to how `livestyle run` treats consecutive frames)."""
+    rows = json.loads(out.with_suffix(".json").read_text())
+    files = style_files()
+    clips = {v.stem: read_clip(v) for v in sorted(VIDEOS.glob("*.mp4"))}
+    for row in rows:
+        path = files.get(row["style"])
+        if path is None:
+            print(f"{row['style']}: not installed, its clip figures are kept", flush=True)
+            continue
+        backend = backends.create("auto", path)
+        row["clips"] = clip_stability(backend, read_style(path), clips)
+        backend.close()
+        print(f"{row['style']}: " + ", ".join(f"{c} {v['ratio']} ({v['ratio_unsteadied']})"
+                                             for c, v in row["clips"].items()), flush=True)
+    write_atomic(out.with_suffix(".json"), json.dumps(rows, indent=2))
+    write_atomic(out.with_suffix(".md"), markdown(rows))
+    return 0
 
 
 def markdown(rows: list[dict]) -> str:
@@ -197,7 +231,8 @@ def markdown(rows: list[dict]) -> str:
              "OpenCV's Haar detector finds in the photos that it also finds in the outputs.",
              "PSNR/SSIM: against the teacher on the same 640x480 frame (floor: 25 dB, 0.80). "
              "Warped error: flow-warped difference between consecutive frames (Lai et al. 2018), "
-             "output / input = ratio (floor: at most 4). Shift/noise: the output's mean change "
+             "output / input = ratio (floor: at most 4), with the temporal steadying `livestyle run` "
+             "applies by default; in brackets the ratio without it (`--steady 0`). Shift/noise: the output's mean change "
              "(0-255, re-aligned) for a 2 px shift and sigma=2/255 noise, the input's own in brackets. "
              "ms: the model alone on one 640x480 frame at the size it runs at (w x h), median of 30.",
              "",
@@ -212,10 +247,14 @@ def markdown(rows: list[dict]) -> str:
                  f"{r.get('ms_640x480', '')} ({r.get('backend', '')}"
                  + (f", {'x'.join(map(str, r['processing_size']))})" if "processing_size" in r else ")"),
                  f"{r['shift_2px_out']} ({r['shift_2px_in']})", f"{r['noise_out']} ({r['noise_in']})"]
-        cells += [f"{r['clips'][c]['warped_error_out']} / {r['clips'][c]['warped_error_in']}"
-                  f" = {r['clips'][c]['ratio']}" if c in r["clips"] else "" for c in clip_names]
+        cells += [clip_cell(r["clips"][c]) if c in r["clips"] else "" for c in clip_names]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def clip_cell(c: dict) -> str:
+    cell = f"{c['warped_error_out']} / {c['warped_error_in']} = {c['ratio']}"
+    return cell + (f" ({c['ratio_unsteadied']})" if "ratio_unsteadied" in c else "")
 
 
 def retime(out: Path) -> int:
@@ -284,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retime", action="store_true",
                    help="only measure the model time of every style in the existing --out "
                         "table again (on a quiet machine) and rewrite it")
+    p.add_argument("--clips", action="store_true",
+                   help="only measure the clips of every style in the existing --out table "
+                        "again (after a change to how run treats consecutive frames)")
     p.add_argument("--by-source", metavar="STYLE", default=None,
                    help="a teacher style (name or .onnx) against its teacher on every held-out "
                         "photo and clip frames, by source, into <--out>-by-source.md")
@@ -293,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         return by_source(path, Path(str(a.out) + "-by-source.md"))
     if a.retime:
         return retime(Path(a.out))
+    if a.clips:
+        return restability(Path(a.out))
     paths = ([Path(s) if s.endswith(".onnx") else style_files()[s] for s in a.styles.split(",")]
              if a.styles else sorted(BUNDLED_DIR.glob("*.onnx")))
     held = split_images(DEFAULT_CONTENT)[1]
