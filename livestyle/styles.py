@@ -70,8 +70,9 @@ def native_side(training: dict) -> int | None:
     and draws finer ones on larger frames: a painting trained on photos of a 384-px long side
     draws brush strokes a viewer sees when it runs at 384x288 and is enlarged, and a teacher's
     student learned the teacher's strokes at its long side (the cartoon teacher itself works
-    at 512 px). `--scale auto` runs a style there and upscales."""
-    side = training.get("long_side")
+    at 512 px). `--scale auto` runs a style there and upscales. A style trained on photos
+    read at a size of their own (long_side 0) may name its side (native_side)."""
+    side = training.get("native_side") or training.get("long_side")
     return int(side) if side else None
 
 

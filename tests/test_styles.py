@@ -189,3 +189,16 @@ def test_a_style_says_how_it_is_enlarged_and_old_files_stay_linear(tmp_path):
     with pytest.raises(ValueError, match="'cubic' is not one of linear, nearest"):
         export_onnx(g, tmp_path / "bad.onnx", style="bad", upscale="cubic")
     assert not (tmp_path / "bad.onnx").exists()
+
+
+@pytest.mark.parametrize("training,side", [
+    ({"long_side": 384}, 384),  # photos read at the side the style runs at
+    ({"long_side": 0}, None),  # photos at a size of their own: any size
+    ({"long_side": 0, "native_side": 384}, 384),  # ...unless the style names its side
+    ({"long_side": 512, "native_side": 0}, 512),
+    ({}, None),
+])
+def test_a_styles_native_side_comes_from_how_it_was_trained(training, side):
+    from livestyle.styles import native_side
+
+    assert native_side(training) == side

@@ -42,6 +42,9 @@ class TrainConfig:
                                "it (its native side) and is enlarged to the frame, so its strokes "
                                "and outlines look as they were learned (384: brush strokes a "
                                "viewer sees at 640x480); 0: to a short side of 1.5 crops, any size")
+    native_side: int = _opt(0, "the long side the exported style runs at, if not --long-side "
+                               "(e.g. 384 for photos read at a short side of 1.5 crops of 192, "
+                               "--long-side 0); 0: --long-side")
     crop: int = _opt(160, "training crop side in pixels (a multiple of 4)")
     scale_jitter: float = _opt(1.25, "crops span 1 to this many crop sides before resizing")
     batch: int = _opt(4, "crops per step")
@@ -186,6 +189,9 @@ class TrainConfig:
         if self.long_side != 0 and self.long_side < 16:
             raise ValueError(f"--long-side must be 0 (photos at 1.5 crops) or at least 16 "
                              f"pixels, got {self.long_side}")
+        if self.native_side != 0 and self.native_side < 16:
+            raise ValueError(f"--native-side must be 0 (--long-side) or at least 16 pixels, "
+                             f"got {self.native_side}")
         if self.style_side < 16:
             raise ValueError(f"--style-side must be at least 16 pixels, got {self.style_side}")
         if self.seed < 0:
@@ -270,7 +276,8 @@ class TrainConfig:
 
 # settings added after some models and checkpoints were made, with the value those had
 # (record.command and --resume read a missing key as this, not as today's default)
-LEGACY = {"loss_norm": "energy", "style_taps": "stem,1,3,5,8", "stability_steps": 0}
+LEGACY = {"loss_norm": "energy", "style_taps": "stem,1,3,5,8", "stability_steps": 0,
+          "native_side": 0}
 
 
 def with_overrides(cfg: TrainConfig, **changes) -> TrainConfig:

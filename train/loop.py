@@ -42,7 +42,7 @@ LOSS_WEIGHTS = {"style_weight", "style_weights", "content_weight", "line_weight"
                 "tv_weight", "stability_weight", "l1_weight", "l2_weight", "edge_weight"}
 RESUMABLE = {"steps", "stability_steps", "run_dir", "log_every", "sample_every",
              "checkpoint_every", "threads", "out_dir", "description", "init_from",
-             "ema"} | LOSS_WEIGHTS
+             "ema", "native_side"} | LOSS_WEIGHTS
 
 
 class CheckpointError(RuntimeError):
