@@ -164,7 +164,9 @@ def run_window(display, styles_dir, tmp_path, *extra, styles=("identity",)):
     with open(log, "w") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "livestyle", "run", "--source", str(need(CLIP)), "--loop",
-             *style_args, "--backend", "onnxruntime", *extra],
+             *style_args, "--backend", "onnxruntime",
+             # what the window shows is compared with each style's own output, frame for frame
+             "--steady", "0", *extra],
             stderr=err, stdout=subprocess.DEVNULL, env={**os.environ, "DISPLAY": display})
     try:
         wait_for(lambda: x(display, "xdotool", "search", "--name", "^livestyle$"), what="window",
