@@ -2,7 +2,7 @@
 
 A feed-forward painting redraws its strokes on every frame, and a camera's noise or a slight
 change of light moves them: on a still wall or a face that barely moves the strokes shimmer
-(5-8x the input's own frame-to-frame change on a talking head, docs/paintings.md). The
+(3-14x the input's own frame-to-frame change on a talking head, docs/paintings.md). The
 Steadier blends each stylized frame with the previous result where the camera image has not
 changed: the blend weight is `strength` where the input is unchanged and falls to 0 where it
 changed by STILL_LEVELS grey levels or more (averaged over 5x5 pixels), so whatever moves
