@@ -17,9 +17,9 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 # Lite0 blocks 1/3/5/8 without the stem, content 0.3 / TV 0.2, Adam at a constant 1e-3; here
 # 160-px crops, style weight 2 (strokes in 650 steps, where 1 needs more than 1,300), and the
 # stability loss (weight 2) as a fine-tune over the last quarter (docs/paintings.md); a fourth
-# field adds settings of its own: the-kiss, shipwreck and composition-vii, retrained after `run --steady` came
-# to keep still video still, have no stability fine-tune (it had put the-kiss's green patches on
-# faces: 5 of 23 kept, 14 without it)
+# field adds settings of its own: the-kiss, shipwreck and composition-vii, retrained after
+# `run --steady` came to keep still video still, have no stability fine-tune (it had put the-kiss's
+# green patches on faces: 5 of 23 kept, 14 without it; the others it was tried on lost faces)
 PAINTINGS=(
   "starry-night|$S/starry_night.jpg|Vincent van Gogh, The Starry Night (1889)"
   "great-wave|$S/great_wave.jpg|Hokusai, The Great Wave off Kanagawa (c.1831)"
