@@ -100,25 +100,26 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | 
     dropped_before = source.dropped  # a source read before (a warm-up) counts its own drops
     t_start = time.perf_counter()
     size = None
-    # each frame's presentation time (Frame.pts), until it is delivered: the switcher gives
-    # back every frame it is handed, in order, so the oldest time here is the next result's
-    times: deque[float | None] = deque()
-
+    # each frame's presentation time (Frame.pts) and the generator's input made from it, until
+    # it is delivered: the switcher gives back every frame it is handed, in order, so the
+    # oldest entry here is the next result's
+    pending: deque[tuple[float | None, np.ndarray]] = deque()
     steadier = Steadier(steady)
-    steadied_style = [switcher.style]
+    steadied_style = switcher.style
 
     def deliver(bgr: np.ndarray, styled: np.ndarray) -> None:
+        nonlocal steadied_style
         t = time.perf_counter()
-        if switcher.style is not steadied_style[0]:  # a new style is not mixed with the last
+        pts, small = pending.popleft()
+        if switcher.style is not steadied_style:  # a new style is not mixed with the last
             steadier.reset()
-            steadied_style[0] = switcher.style
-        styled = steadier(bgr, styled)
+            steadied_style = switcher.style
+        styled = steadier(small, styled)
         blend = 0.0 if controls.show_original else controls.blend
         out = postprocess(styled, bgr, blend,
                           switcher.style.upscale if upscale == "style" else upscale)
         t2 = time.perf_counter()
         timers.add("postprocess", t2 - t)
-        pts = times.popleft()
         for sink in sinks:
             if getattr(sink, "timed", False):
                 sink.send(out, pts)  # a video file keeps the source's timing
@@ -155,13 +156,13 @@ def run_loop(source, switcher: StyleSwitcher, sinks: list[Sink], scale: float | 
             if frame is None:
                 break
             read += 1
-            times.append(frame.pts)
             t1 = time.perf_counter()
             timers.add("capture", t1 - t0)
             bgr = to_bgr8(frame.image)
             size = generator_size(bgr, scale, controls.stroke, switcher.backend.name,
                                   switcher.style.native_side)
             small = preprocess(bgr, size)
+            pending.append((frame.pts, small))
             t2 = time.perf_counter()
             timers.add("preprocess", t2 - t1)
             ready = switcher.infer(bgr, small)

@@ -21,8 +21,9 @@ MAX_STRENGTH = 0.95  # above this a still region would take seconds to follow a 
 
 
 class Steadier:
-    """`steadier(frame, styled)` -> styled, steadied; `frame` is the source frame `styled`
-    was made from (any size: it is compared at `styled`'s size). strength 0 turns it off."""
+    """`steadier(frame, styled)` -> styled, steadied; `frame` is what the generator made
+    `styled` from (frames.preprocess's output; another size is compared at `styled`'s size).
+    strength 0 turns it off."""
 
     def __init__(self, strength: float = DEFAULT_STRENGTH):
         if not 0.0 <= strength <= MAX_STRENGTH:

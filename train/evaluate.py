@@ -128,12 +128,15 @@ def painting_path(image: str) -> Path:
     return path if path.is_file() or path.is_absolute() else REPO / path
 
 
-def product_runner(backend, style):
+def product_runner(backend, style, steadier: Steadier | None = None):
     """frame -> styled frame, the way the pipeline does it (auto scale, the style's native
-    side and upscale, blend 1)."""
+    side and upscale, blend 1); with a `steadier`, consecutive calls are frames of one video."""
     def run(bgr: np.ndarray) -> np.ndarray:
-        size = generator_size(bgr, None, 1.0, backend.name, style.native_side)
-        return postprocess(backend.infer(preprocess(bgr, size)), bgr, upscale=style.upscale)
+        small = preprocess(bgr, generator_size(bgr, None, 1.0, backend.name, style.native_side))
+        styled = backend.infer(small)
+        if steadier is not None:
+            styled = steadier(small, styled)
+        return postprocess(styled, bgr, upscale=style.upscale)
     return run
 
 
@@ -182,13 +185,10 @@ def evaluate_style(path: Path, photos: list[np.ndarray], clips: dict[str, list[n
 def clip_stability(backend, style, clips: dict[str, list[np.ndarray]]) -> dict:
     """Per clip, the warped error of the output over the input's, with the temporal steadying
     `livestyle run` applies by default (steady.Steadier) and without it (`ratio_unsteadied`)."""
-    size = lambda f: generator_size(f, None, 1.0, backend.name, style.native_side)  # noqa: E731
     rows = {}
     for name, frames in clips.items():
-        raw = [backend.infer(preprocess(f, size(f))).copy() for f in frames]
-        steadier = Steadier(DEFAULT_STRENGTH)
-        steadied = [postprocess(steadier(f, r), f, upscale=style.upscale) for f, r in zip(frames, raw)]
-        unsteadied = [postprocess(r, f, upscale=style.upscale) for f, r in zip(frames, raw)]
+        steadied = list(map(product_runner(backend, style, Steadier(DEFAULT_STRENGTH)), frames))
+        unsteadied = list(map(product_runner(backend, style), frames))
         out_err, in_err = warped_error(steadied, frames), warped_error(frames, frames)
         rows[name] = {"warped_error_out": round(out_err, 2), "warped_error_in": round(in_err, 2),
                       "ratio": round(out_err / in_err, 2),
@@ -196,25 +196,35 @@ def clip_stability(backend, style, clips: dict[str, list[np.ndarray]]) -> dict:
     return rows
 
 
-def restability(out: Path) -> int:
-    """Measure the clips of every row in the existing --out table again, the rest kept
-    (after a change to how `livestyle run` treats consecutive frames)."""
+def remeasure(out: Path, what: str, measure) -> int:
+    """`measure(row, style, backend)` -> a line to print, for every row of the existing --out
+    table whose style is installed (the rest kept as they are); the table rewritten."""
     rows = json.loads(out.with_suffix(".json").read_text())
     files = style_files()
-    clips = {v.stem: read_clip(v) for v in sorted(VIDEOS.glob("*.mp4"))}
     for row in rows:
         path = files.get(row["style"])
         if path is None:
-            print(f"{row['style']}: not installed, its clip figures are kept", flush=True)
+            print(f"{row['style']}: not installed, its {what} kept", flush=True)
             continue
         backend = backends.create("auto", path)
-        row["clips"] = clip_stability(backend, read_style(path), clips)
-        backend.close()
-        print(f"{row['style']}: " + ", ".join(f"{c} {v['ratio']} ({v['ratio_unsteadied']})"
-                                             for c, v in row["clips"].items()), flush=True)
+        try:
+            print(f"{row['style']}: {measure(row, read_style(path), backend)}", flush=True)
+        finally:
+            backend.close()
     write_atomic(out.with_suffix(".json"), json.dumps(rows, indent=2))
     write_atomic(out.with_suffix(".md"), markdown(rows))
     return 0
+
+
+def restability(out: Path) -> int:
+    """Measure the clips of every row in the existing --out table again, the rest kept
+    (after a change to how `livestyle run` treats consecutive frames)."""
+    clips = {v.stem: read_clip(v) for v in sorted(VIDEOS.glob("*.mp4"))}
+
+    def measure(row, style, backend):
+        row["clips"] = clip_stability(backend, style, clips)
+        return ", ".join(f"{c} {v['ratio']} ({v['ratio_unsteadied']})" for c, v in row["clips"].items())
+    return remeasure(out, "clip figures are", measure)
 
 
 def markdown(rows: list[dict]) -> str:
@@ -260,24 +270,13 @@ def clip_cell(c: dict) -> str:
 def retime(out: Path) -> int:
     """Measure `ms_640x480` of every row again, the rest kept: a table whose looks were
     measured beside a training run gets model times from a quiet machine."""
-    rows = json.loads(out.with_suffix(".json").read_text())
-    files = style_files()
-    held = split_images(DEFAULT_CONTENT)[1]
-    frame = camera_frame(held[0])
-    for row in rows:
-        path = files.get(row["style"])
-        if path is None:
-            print(f"{row['style']}: not installed, its time is kept", flush=True)
-            continue
-        style = read_style(path)
-        backend = backends.create("auto", path)
+    frame = camera_frame(split_images(DEFAULT_CONTENT)[1][0])
+
+    def measure(row, style, backend):
         size = generator_size(frame, None, 1.0, backend.name, style.native_side)
         row["ms_640x480"] = round(model_ms(backend, preprocess(frame, size)), 1)
-        backend.close()
-        print(f"{row['style']}: {row['ms_640x480']} ms", flush=True)
-    write_atomic(out.with_suffix(".json"), json.dumps(rows, indent=2))
-    write_atomic(out.with_suffix(".md"), markdown(rows))
-    return 0
+        return f"{row['ms_640x480']} ms"
+    return remeasure(out, "time is", measure)
 
 
 def by_source(path: Path, out: Path) -> int:
