@@ -74,13 +74,15 @@ def beside_pilot(style_path: Path, out: Path, grid_path: Path = PILOT_GRID) -> N
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.gallery", description=__doc__.split("\n")[0])
     # JPEG: the 10-style grid is 7 MB as PNG and 1 MB at quality 90
-    p.add_argument("--out", default=str(REPO / "docs" / "gallery.jpg"))
+    p.add_argument("--out", default=None,
+                   help="the image to write (default: docs/gallery.jpg, with --beside-pilot "
+                        "docs/beside-pilot.jpg)")
     p.add_argument("--beside-pilot", metavar="STYLE.onnx",
                    help="instead: this style next to the loss-network pilot's Starry Night, on "
                         "the pilot's photos (docs/beside-pilot.jpg)")
     a = p.parse_args(argv)
     if a.beside_pilot:
-        beside_pilot(Path(a.beside_pilot), REPO / "docs" / "beside-pilot.jpg")
+        beside_pilot(Path(a.beside_pilot), Path(a.out or REPO / "docs" / "beside-pilot.jpg"))
         return 0
     models = sorted(BUNDLED_DIR.glob("*.onnx"))
     if not models:
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         columns.append((style.name, [shrink(run(f)) for f in frames]))
         backend.close()
     grid = np.hstack([np.vstack([label(name, CELL[0])] + cells) for name, cells in columns])
-    out = Path(a.out)
+    out = Path(a.out or REPO / "docs" / "gallery.jpg")
     out.parent.mkdir(parents=True, exist_ok=True)
     ok, data = cv2.imencode(out.suffix or ".jpg", grid, [cv2.IMWRITE_JPEG_QUALITY, 90])
     if not ok:
