@@ -635,11 +635,11 @@ def test_bad_loss_settings_are_refused_before_any_work(flag, value, message):
 
 
 @pytest.mark.parametrize("extra, first", [
-    ({}, 600),  # a painting: the last quarter of 800 steps
-    ({"stability_steps": 150}, 650),
-    ({"stability_steps": 0}, 0),  # every step
-    ({"stability_weight": 0.0}, 800),  # none
-    ({"stability_steps": 5000}, 0),
+    ({}, 800),  # a painting: none by default (run's --steady does that job)
+    ({"stability_weight": 2.0}, 600),  # on: the last quarter of 800 steps
+    ({"stability_weight": 2.0, "stability_steps": 150}, 650),
+    ({"stability_weight": 2.0, "stability_steps": 0}, 0),  # every step
+    ({"stability_weight": 2.0, "stability_steps": 5000}, 0),
 ])
 def test_the_stability_loss_joins_late_as_a_fine_tune(extra, first):
     cfg = TrainConfig(name="x", style_image=str(_style()), steps=800, **extra)
@@ -648,7 +648,8 @@ def test_the_stability_loss_joins_late_as_a_fine_tune(extra, first):
 
 def test_a_teachers_stability_loss_runs_from_the_first_step():
     _photos()
-    assert TrainConfig(name="x", teacher="cartoon", steps=800).stability_from() == 0
+    assert TrainConfig(name="x", teacher="cartoon", steps=800,
+                       stability_weight=1.0).stability_from() == 0
     with pytest.raises(ValueError, match="--stability-steps must be"):
         TrainConfig(name="x", teacher="cartoon", stability_steps=-3)
 

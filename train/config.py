@@ -72,9 +72,13 @@ class TrainConfig:
     line_weight: float = _opt(1.0, "toon size: BCE of the outline logits against the teacher's ink")
     base_weight: float = _opt(1.0, "toon size: L1 of the base colours against the teacher's flat "
                                    "colours")
-    tv_weight: float = _opt(0.2, "total-variation weight (smooths noise)")
-    stability_weight: float = _opt(2.0, "temporal stability: a perturbed copy of the input must "
-                                        "give the same output")
+    tv_weight: float = _opt(0.0, "total-variation weight: smooths the output, and flattens a "
+                                 "painting's strokes into a tint (0.2 cost starry-night 0.044 "
+                                 "of style ratio, docs/paintings.md)")
+    stability_weight: float = _opt(0.0, "temporal stability: a perturbed copy of the input must "
+                                        "give the same output (paintings need none: `livestyle "
+                                        "run --steady` keeps still video still, and the loss "
+                                        "mutes strokes; the bundled cartoon uses 1)")
     stability_steps: int = _opt(-1, "the stability loss applies in the last this many steps "
                                      "only, as a fine-tune (from the first step it washes a "
                                      "painting's strokes out); 0: every step; -1: the last "
