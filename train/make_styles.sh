@@ -11,34 +11,32 @@ COMMON=(--content-dir ../shared/data/content --out-dir "$OUT" --run-dir runs --o
         --sample-every 250 --checkpoint-every 50)
 # continue a run that has a checkpoint, start the others
 resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
-# one network per painting, the loss-network pilot's recipe (../shared/notes), which the
-# trainer's defaults now are: the brush network, photos at a 384-px long side (its native side:
-# it runs at 384x288 and is enlarged), each loss layer's error over its number of elements,
-# Lite0 blocks 1/3/5/8 without the stem, content 0.3 / TV 0.2, Adam at a constant 1e-3; here
-# 160-px crops, style weight 2 (strokes in 650 steps, where 1 needs more than 1,300), and the
-# stability loss (weight 2) as a fine-tune over the last quarter (docs/paintings.md); a fourth
-# field adds settings of its own: the-kiss, shipwreck and composition-vii, retrained after
-# `run --steady` came to keep still video still, have no stability fine-tune (it had put the-kiss's
-# green patches on faces: 5 of 23 kept, 14 without it; the others it was tried on lost faces)
+# one network per painting, with the trainer's defaults for a painting: the brush network, photos
+# at a 384-px long side (its native side: it runs at 384x288 and is enlarged), each loss
+# layer's error over its number of elements, Lite0 blocks 1/3/5/8 without the stem, style 2 /
+# content 0.3, no total-variation loss (it flattened the strokes into a tint), no stability
+# loss (`livestyle run --steady` keeps still video still; the loss muted strokes and put the-kiss's
+# green patches on faces), Adam at a constant 1e-3, 160-px crops, 650 steps (docs/paintings.md);
+# a fourth field keeps the settings of a painting not yet retrained with them (TV 0.2, and the
+# stability loss over the last quarter where it had it)
 PAINTINGS=(
   "starry-night|$S/starry_night.jpg|Vincent van Gogh, The Starry Night (1889)"
   "great-wave|$S/great_wave.jpg|Hokusai, The Great Wave off Kanagawa (c.1831)"
-  "the-scream|$S/the_scream.jpg|Edvard Munch, The Scream (1893)"
-  "udnie|$S/udnie.jpg|Francis Picabia, Udnie (1913)"
-  "composition-vii|$S/composition_vii.jpg|Wassily Kandinsky, Composition VII (1913)|--stability-weight 0"
-  "the-kiss|$S/the_kiss.jpg|Gustav Klimt, The Kiss (1907-08)|--stability-weight 0"
-  "grande-jatte|$S/grande_jatte.jpg|Georges Seurat, A Sunday Afternoon on La Grande Jatte (1884-86)"
-  "woman-with-hat|$S/woman_with_hat.jpg|Henri Matisse, Woman with a Hat (1905)"
-  "impression-sunrise|$S/impression_sunrise.jpg|Claude Monet, Impression, Sunrise (1872)"
-  "shipwreck|$S/shipwreck_minotaur.jpg|J. M. W. Turner, The Shipwreck of the Minotaur (c.1810)|--stability-weight 0"
+  "the-scream|$S/the_scream.jpg|Edvard Munch, The Scream (1893)|--tv-weight 0.2 --stability-weight 2"
+  "udnie|$S/udnie.jpg|Francis Picabia, Udnie (1913)|--tv-weight 0.2 --stability-weight 2"
+  "composition-vii|$S/composition_vii.jpg|Wassily Kandinsky, Composition VII (1913)|--tv-weight 0.2"
+  "the-kiss|$S/the_kiss.jpg|Gustav Klimt, The Kiss (1907-08)|--tv-weight 0.2"
+  "grande-jatte|$S/grande_jatte.jpg|Georges Seurat, A Sunday Afternoon on La Grande Jatte (1884-86)|--tv-weight 0.2 --stability-weight 2"
+  "woman-with-hat|$S/woman_with_hat.jpg|Henri Matisse, Woman with a Hat (1905)|--tv-weight 0.2 --stability-weight 2"
+  "impression-sunrise|$S/impression_sunrise.jpg|Claude Monet, Impression, Sunrise (1872)|--tv-weight 0.2 --stability-weight 2"
+  "shipwreck|$S/shipwreck_minotaur.jpg|J. M. W. Turner, The Shipwreck of the Minotaur (c.1810)|--tv-weight 0.2"
 )
 painting() {  # one painting, "name|image|description[|settings]"; resumable; one thread
   local name image desc own
   IFS='|' read -r name image desc own <<<"$1"
   # shellcheck disable=SC2086  # $own is a list of settings
   python -m train --name "$name" --style-image "$image" --description "$desc" --crop 160 \
-    --steps 650 --style-weight 2 --stability-weight 2 --threads 1 "${COMMON[@]}" \
-    $own $(resume "$name")
+    --steps 650 --threads 1 "${COMMON[@]}" $own $(resume "$name")
 }
 paintings() {  # two at a time, one per core: more steps per second than one on both
   local i
