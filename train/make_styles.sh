@@ -29,7 +29,7 @@ PAINTINGS=(
   "the-kiss|$S/the_kiss.jpg|Gustav Klimt, The Kiss (1907-08)"
   "grande-jatte|$S/grande_jatte.jpg|Georges Seurat, A Sunday Afternoon on La Grande Jatte (1884-86)"
   "woman-with-hat|$S/woman_with_hat.jpg|Henri Matisse, Woman with a Hat (1905)"
-  "impression-sunrise|$S/impression_sunrise.jpg|Claude Monet, Impression, Sunrise (1872)|--tv-weight 0.2 --stability-weight 2"
+  "impression-sunrise|$S/impression_sunrise.jpg|Claude Monet, Impression, Sunrise (1872)"
   "shipwreck|$S/shipwreck_minotaur.jpg|J. M. W. Turner, The Shipwreck of the Minotaur (c.1810)|--tv-weight 0.2"
 )
 painting() {  # one painting, "name|image|description[|settings]"; resumable; one thread
