@@ -30,7 +30,7 @@ PAINTINGS=(
   "grande-jatte|$S/grande_jatte.jpg|Georges Seurat, A Sunday Afternoon on La Grande Jatte (1884-86)"
   "woman-with-hat|$S/woman_with_hat.jpg|Henri Matisse, Woman with a Hat (1905)"
   "impression-sunrise|$S/impression_sunrise.jpg|Claude Monet, Impression, Sunrise (1872)"
-  "shipwreck|$S/shipwreck_minotaur.jpg|J. M. W. Turner, The Shipwreck of the Minotaur (c.1810)|--tv-weight 0.2"
+  "shipwreck|$S/shipwreck_minotaur.jpg|J. M. W. Turner, The Shipwreck of the Minotaur (c.1810)"
 )
 painting() {  # one painting, "name|image|description[|settings]"; resumable; one thread
   local name image desc own
