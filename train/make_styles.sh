@@ -18,8 +18,9 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 # loss (`livestyle run --steady` keeps still video still; the loss muted strokes and put the-kiss's
 # green patches on faces), Adam at a constant 1e-3, 160-px crops, 650 steps (docs/paintings.md);
 # a fourth field keeps the settings of a painting not yet retrained with them (TV 0.2, and the
-# stability loss over the last quarter where it had it); udnie keeps them because without TV
-# it turned faces into dark silhouettes (0 of 23 kept, docs/paintings.md)
+# stability loss over the last quarter where it had it): udnie, because without TV it turned
+# faces into dark silhouettes (0 of 23 kept), and composition-vii, because without TV its
+# talking head flickered over the warp floor even steadied (4.8x; docs/paintings.md)
 PAINTINGS=(
   "starry-night|$S/starry_night.jpg|Vincent van Gogh, The Starry Night (1889)"
   "great-wave|$S/great_wave.jpg|Hokusai, The Great Wave off Kanagawa (c.1831)"
