@@ -48,7 +48,7 @@ def test_ctrl_c_during_start_up_prints_one_line_and_exits_130(tmp_path, styles_d
             env={**os.environ, "DISPLAY": ""}, preexec_fn=_sigint_default)
         time.sleep(base + delay)
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
+        stdout, stderr = proc.communicate(timeout=180)
         if out.exists():
             out.unlink()
         if "<frozen site>" in stderr or "<frozen runpy>" in stderr:
@@ -170,7 +170,7 @@ def test_closing_the_terminal_mid_run_leaves_a_whole_output(tmp_path, styles_dir
     finally:
         os.close(master)  # the terminal window closes
     try:
-        rc = proc.wait(timeout=60)
+        rc = proc.wait(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -210,7 +210,7 @@ def test_ctrl_c_while_a_finished_resumed_run_exports_says_what_is_saved(tmp_path
         if line.startswith("exporting") or time.monotonic() > deadline:
             break
     p.send_signal(signal.SIGINT)
-    _, rest = p.communicate(timeout=60)
+    _, rest = p.communicate(timeout=180)
     text = "".join(lines) + rest
     assert p.returncode == 130, text
     assert "nothing was saved" not in text and "before the first step" not in text
