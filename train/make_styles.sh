@@ -17,7 +17,7 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 # content 0.3, no total-variation loss (it flattened the strokes into a tint), no stability
 # loss (`livestyle run --steady` keeps still video still; the loss muted strokes and put the-kiss's
 # green patches on faces), Adam at a constant 1e-3, 160-px crops, 650 steps (docs/paintings.md);
-# a fourth field keeps the settings of a painting not yet retrained with them (TV 0.2, and the
+# a fourth field keeps a painting's earlier settings where these did worse (TV 0.2, and the
 # stability loss over the last quarter where it had it): udnie, because without TV it turned
 # faces into dark silhouettes (0 of 23 kept), and composition-vii, because without TV its
 # talking head flickered over the warp floor even steadied (4.8x; docs/paintings.md)
