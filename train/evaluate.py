@@ -121,6 +121,40 @@ def camera_frame(path: Path, size: tuple[int, int] = EVAL_SIZE) -> np.ndarray:
     return np.ascontiguousarray(bgr[y0:y0 + size[1], x0:x0 + size[0]])
 
 
+# the loss-network pilot's Starry Night grid (../shared/notes/pilot_effnet_starry.png): the
+# painting, then six photos over their stylized versions, 240 px high; x where each cell ends
+PILOT_GRID = DEFAULT_CONTENT.parents[1] / "notes" / "pilot_effnet_starry.png"
+PILOT_CUTS = (606, 969, 1396, 1588, 1950, 2110, 2471)
+
+
+def pilot_cells(grid_path: Path = PILOT_GRID) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(photo, the pilot's Starry Night of it) for each of the pilot grid's six photos."""
+    grid = cv2.imread(str(grid_path))
+    if grid is None:
+        raise SystemExit(f"cannot read the pilot's grid {grid_path}")
+    return [(grid[:240, x0:x1], grid[240:480, x0:x1]) for x0, x1 in zip(PILOT_CUTS, PILOT_CUTS[1:])]
+
+
+def pilot_frame(photo: np.ndarray) -> np.ndarray:
+    """One of the pilot's photos as a 640x480 camera frame (they are 240 px high in the grid)."""
+    return cv2.resize(photo, EVAL_SIZE, interpolation=cv2.INTER_CUBIC)
+
+
+def beside_pilot_figures(path: Path) -> str:
+    """The meter's figures for the pilot's grid and for a Starry Night style on the pilot's
+    own photos through `livestyle run`'s path: the two looks on the same pictures."""
+    cells = pilot_cells()
+    look = lookmeter.Look(lookmeter.LookMeter(),
+                          cv2.imread(str(DEFAULT_CONTENT.parent / "styles" / "starry_night.jpg")))
+    backend, style = backends.create("auto", path), read_style(path)
+    run = product_runner(backend, style)
+    ours = lookmeter.measure(look, [(pilot_frame(p), run(pilot_frame(p))) for p, _ in cells])
+    backend.close()
+    pilot = lookmeter.measure(look, cells)
+    return "\n".join(f"{name}: style ratio {m['style_ratio']}, scene {m['scene']}"
+                     for name, m in (("pilot's grid", pilot), (style.name, ours)))
+
+
 def painting_path(image: str) -> Path:
     """A style's recorded painting: as given, else relative to the repository (the bundled
     styles record ../shared/data/styles/..., relative to where they were trained)."""
@@ -325,10 +359,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clips", action="store_true",
                    help="only measure the clips of every style in the existing --out table "
                         "again (after a change to how run treats consecutive frames)")
+    p.add_argument("--beside-pilot", metavar="STYLE", default=None,
+                   help="a Starry Night style (name or .onnx) and the loss-network pilot's grid, "
+                        "measured on the pilot's six photos (printed)")
     p.add_argument("--by-source", metavar="STYLE", default=None,
                    help="a teacher style (name or .onnx) against its teacher on every held-out "
                         "photo and clip frames, by source, into <--out>-by-source.md")
     a = p.parse_args(argv)
+    if a.beside_pilot:
+        path = (Path(a.beside_pilot) if a.beside_pilot.endswith(".onnx")
+                else style_files()[a.beside_pilot])
+        print(beside_pilot_figures(path))
+        return 0
     if a.by_source:
         path = Path(a.by_source) if a.by_source.endswith(".onnx") else style_files()[a.by_source]
         return by_source(path, Path(str(a.out) + "-by-source.md"))

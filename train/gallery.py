@@ -19,7 +19,7 @@ from livestyle.atomic import write_atomic
 from livestyle.styles import BUNDLED_DIR, read_style
 from .config import DEFAULT_CONTENT
 from .data import split_images
-from .evaluate import camera_frame, product_runner
+from .evaluate import camera_frame, pilot_cells, pilot_frame, product_runner
 
 REPO = Path(__file__).resolve().parents[1]
 # faces first (what a webcam sees), then rooms and a scene
@@ -42,25 +42,14 @@ def label(text: str, width: int) -> np.ndarray:
     return bar
 
 
-# the loss-network pilot's Starry Night grid (../shared/notes/pilot_effnet_starry.png): the
-# painting, then six photos over their stylized versions, 240 px high; x where each cell ends
-PILOT_GRID = DEFAULT_CONTENT.parents[1] / "notes" / "pilot_effnet_starry.png"
-PILOT_CUTS = (606, 969, 1396, 1588, 1950, 2110, 2471)
-
-
-def beside_pilot(style_path: Path, out: Path, grid_path: Path = PILOT_GRID) -> None:
+def beside_pilot(style_path: Path, out: Path) -> None:
     """Rows: the pilot's photo | the pilot's Starry Night | ours through `livestyle run`'s path
     (the photo framed as a 640x480 camera frame, stylized, shown at the pilot's cell size)."""
-    grid = cv2.imread(str(grid_path))
-    if grid is None:
-        raise SystemExit(f"cannot read the pilot's grid {grid_path}")
     backend, style = backends.create("auto", style_path), read_style(style_path)
     run = product_runner(backend, style)
     rows = []
-    for x0, x1 in zip(PILOT_CUTS, PILOT_CUTS[1:]):
-        photo, pilot = grid[:240, x0:x1], grid[240:480, x0:x1]
-        frame = cv2.resize(photo, (640, 480), interpolation=cv2.INTER_CUBIC)
-        ours = cv2.resize(run(frame), (x1 - x0, 240), interpolation=cv2.INTER_AREA)
+    for photo, pilot in pilot_cells():
+        ours = cv2.resize(run(pilot_frame(photo)), photo.shape[1::-1], interpolation=cv2.INTER_AREA)
         cells = [cv2.resize(c, (320, 240), interpolation=cv2.INTER_AREA) for c in (photo, pilot, ours)]
         rows.append(np.hstack(cells))
     backend.close()
