@@ -17,7 +17,7 @@ def _opt(default, help: str):
 
 
 # the loss weights: each 0 (off) or more
-LOSS_WEIGHT_FIELDS = ("style_weight", "content_weight", "face_weight", "line_weight", "base_weight",
+LOSS_WEIGHT_FIELDS = ("style_weight", "content_weight", "line_weight", "base_weight",
                       "tv_weight", "stability_weight", "l1_weight", "l2_weight", "edge_weight",
                       "adversarial_weight")
 
@@ -62,11 +62,6 @@ class TrainConfig:
                                   "that come out weakest (empty: 1 for all)")
     content_weight: float = _opt(0.3, "weight of the content loss (teacher mode: perceptual "
                                       "loss against the teacher; 0 skips the loss network)")
-    face_weight: float = _opt(0.0, "perceptual mode: the content loss again, inside the faces "
-                                   "of the training photos only, at this weight (keeps faces "
-                                   "readable under strong strokes; needs --face-boxes)")
-    face_boxes: str = _opt("", "the training photos' faces, made by `python -m train.faces`; "
-                               "empty: train/face_boxes.json for ../shared/data/content")
     loss_norm: str = _opt("size", "perceptual mode: 'size' divides each loss layer's squared "
                                     "error by its number of elements (the pilot's), 'energy' "
                                     "also by its target's mean square")
@@ -151,11 +146,6 @@ class TrainConfig:
             raise ValueError(f"--stability-steps must be -1 (auto), 0 (every step) or a number "
                              f"of steps, got {self.stability_steps}")
         self._check_numbers()
-        if self.face_weight > 0 and not Path(self.face_boxes_file).is_file():
-            raise ValueError(f"--face-weight needs the training photos' face boxes: no file "
-                             f"{self.face_boxes_file}; make it with `python -m train.faces "
-                             f"--content-dir {self.content_folder} --out FILE` and pass "
-                             "--face-boxes FILE")
         # names that would otherwise fail later, inside train(), as a traceback
         from .teachers import TEACHERS
 
@@ -219,14 +209,6 @@ class TrainConfig:
     @property
     def content_folder(self) -> str:
         return self.content_dir or str(DEFAULT_CONTENT)
-
-    @property
-    def face_boxes_file(self) -> str:
-        """--face-boxes, else the bundled boxes of ../shared/data/content when training on it."""
-        if self.face_boxes:
-            return self.face_boxes
-        shared = Path(self.content_folder).resolve() == DEFAULT_CONTENT.resolve()
-        return str(_REPO / "train" / "face_boxes.json") if shared else ""
 
     @property
     def model_dir(self) -> Path:

@@ -87,20 +87,14 @@ class CropSampler:
     """Random crops (with random scale and flips) from a preloaded image folder."""
 
     def __init__(self, folder: str | Path, crop: int, teacher: Callable | None = None,
-                 long_side: int = 0, jitter: float = 1.5, progress: Callable | None = None,
-                 faces: dict[str, list[list[int]]] | None = None):
+                 long_side: int = 0, jitter: float = 1.5, progress: Callable | None = None):
         """`long_side`: photos are resized to it (0: to a short side of 1.5 crops). A teacher
         with `parts` (the cartoon) also yields its layers: targets then have 7 channels,
         RGB result, RGB flat colours, ink coverage. `progress(done, total)` is called as the
-        photos (and the teacher's targets) are prepared. `faces` (train/faces.py: photo file
-        name -> boxes in its pixels) makes sample() also return a face mask per crop."""
+        photos (and the teacher's targets) are prepared."""
         self.crop, self.jitter = crop, jitter
         self.images: list[np.ndarray] = []
         self.targets: list[np.ndarray] = []
-        self.masks: list[np.ndarray] = []  # one per image when `faces` is given
-        if faces is not None and not any(p.name in faces for p in split_images(folder)[0]):
-            raise ValueError(f"the face boxes name none of the photos under {folder}: make "
-                             "them for this folder with `python -m train.faces`")
         paths = split_images(folder)[0]
         parts = getattr(teacher, "parts", None)
         self.skipped: list[tuple[Path, str]] = []  # (photo, why) for each unusable file
@@ -116,8 +110,6 @@ class CropSampler:
             rgb = cv2.resize(rgb, None, fx=s, fy=s,
                              interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
             self.images.append(rgb)
-            if faces is not None:
-                self.masks.append(self._mask(rgb.shape[:2], faces.get(path.name, []), s))
             bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)  # teachers speak OpenCV's BGR
             if parts is not None:
                 flat, cover = parts(bgr)
@@ -132,21 +124,12 @@ class CropSampler:
             raise ValueError(f"none of the {len(paths)} photos under {folder} could be read; "
                              "pass --content-dir with a folder of JPEG or PNG photos")
 
-    @staticmethod
-    def _mask(shape: tuple[int, int], boxes: list[list[int]], scale: float) -> np.ndarray:
-        mask = np.zeros(shape, np.uint8)
-        for x, y, w, h in boxes:
-            x0, y0 = int(x * scale), int(y * scale)
-            mask[y0:y0 + int(round(h * scale)), x0:x0 + int(round(w * scale))] = 255
-        return mask
-
     def __len__(self) -> int:
         return len(self.images)
 
     def sample(self, rng: np.random.Generator, batch: int):
-        """(content, target, faces) float NCHW batches; target is None without a teacher,
-        faces (N,1,H,W, 1 inside a face) None without face boxes."""
-        xs, ys, ms = [], [], []
+        """(content, target) float NCHW batches; target is None without a teacher."""
+        xs, ys = [], []
         for _ in range(batch):
             i = int(rng.integers(len(self.images)))
             img = self.images[i]
@@ -154,15 +137,12 @@ class CropSampler:
             side = min(h, w, int(self.crop * rng.uniform(1.0, self.jitter)))
             y0, x0 = int(rng.integers(h - side + 1)), int(rng.integers(w - side + 1))
             flip = bool(rng.integers(2))
-            srcs = [(img, xs)] + ([(self.targets[i], ys)] if self.targets else [])
-            if self.masks:
-                srcs.append((self.masks[i][..., None], ms))
-            for src, dst in srcs:
+            pair = [img] + ([self.targets[i]] if self.targets else [])
+            for src, dst in zip(pair, (xs, ys)):
                 c = src[y0:y0 + side, x0:x0 + side]
                 if side != self.crop:  # OpenCV resizes at most 4 channels at a time
                     c = np.dstack([cv2.resize(c[..., i:i + 3], (self.crop, self.crop),
                                               interpolation=cv2.INTER_AREA)
                                    for i in range(0, c.shape[2], 3)])
                 dst.append(c[:, ::-1] if flip else c)
-        stacked = [to_tensor(np.stack(v)) if v else None for v in (xs, ys, ms)]
-        return tuple(stacked)
+        return to_tensor(np.stack(xs)), (to_tensor(np.stack(ys)) if ys else None)

@@ -30,7 +30,6 @@ from . import ink, losses
 from .config import LEGACY, TrainConfig
 from .data import CropSampler, read_rgb, split_images, to_tensor
 from .export import export_onnx
-from .faces import read_boxes
 from .grow import can_grow, grow
 from .lossnet import build_loss_net
 from .teachers import KEEPS_COLOUR, get_teacher, upscale_of
@@ -385,11 +384,9 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
 
         # -- the loop (photos are prepared only when there are steps left to train)
         if start < cfg.steps:
-            faces = (read_boxes(cfg.face_boxes_file)
-                     if teacher is None and cfg.face_weight > 0 else None)
             data = CropSampler(cfg.content_folder, cfg.crop, teacher, long_side=cfg.long_side,
                                jitter=cfg.scale_jitter,
-                               progress=_prepare_progress if master else None, faces=faces)
+                               progress=_prepare_progress if master else None)
             if master:
                 shown_bad = ", ".join(f"{p.name} ({why})" for p, why in data.skipped[:10])
                 more = f" and {len(data.skipped) - 10} more" if len(data.skipped) > 10 else ""
@@ -408,7 +405,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
             for step in range(start, cfg.steps):
                 rng = np.random.default_rng([cfg.seed, rank, step])
                 trng = torch.Generator().manual_seed(int(rng.integers(2**62)))
-                x, target, face = data.sample(rng, cfg.batch)
+                x, target = data.sample(rng, cfg.batch)
                 # perturbed on the CPU, where trng lives, then both moved to the device (drawn
                 # also without the stability loss, so a fine-tune that adds it draws alike)
                 xp, dy, dx = losses.perturb(x, trng)
@@ -438,9 +435,6 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                     logs["content"] = cfg.content_weight * losses.content_loss(
                         y_feats_content, x_content, norm=cfg.loss_norm)
                     logs["tv"] = cfg.tv_weight * losses.tv_loss(y)
-                    if face is not None:
-                        logs["faces"] = cfg.face_weight * losses.masked_content_loss(
-                            y_feats_content, x_content, face.to(device))
                 else:
                     target = target.to(device)
                     if toon:  # the teacher's layers: result, flat colours, ink coverage

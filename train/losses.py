@@ -63,17 +63,6 @@ def content_loss(feats: list[torch.Tensor], targets: list[torch.Tensor],
     return sum(_mse(f, t, norm) for f, t in zip(feats, targets)) / len(feats)
 
 
-def masked_content_loss(feats: list[torch.Tensor], targets: list[torch.Tensor],
-                        mask: torch.Tensor) -> torch.Tensor:
-    """The content loss (squared error, a mean per element) over the masked area only: `mask`
-    (N,1,H,W, 1 inside a face) is averaged down to each layer's grid. 0 when nothing is masked."""
-    total = 0.0
-    for f, t in zip(feats, targets):
-        m = F.adaptive_avg_pool2d(mask, f.shape[-2:])
-        total = total + ((f - t).pow(2) * m).sum() / (m.sum() * f.shape[1] + 1e-6)
-    return total / len(feats)
-
-
 def tv_loss(img: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference of neighbours, in units of the image range (~0.02-0.1)."""
     return ((img[..., 1:, :] - img[..., :-1, :]).abs().mean()
