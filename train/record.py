@@ -98,7 +98,8 @@ def main() -> int:
         rows.append(f"| {s.name} | {source} | {how} | {t.get('steps_done', '?')} | {wall} | "
                     f"{s.macs_per_pixel} | {path.stat().st_size / 1024:.0f} KB | {prov} |")
     rows += ["", "Wall times are on a shared 2-core VM with no GPU (an AMD EPYC in some sessions, "
-             "an Intel Xeon in others), often with other jobs running, and count every stretch of a resumed run (older models: only the last one).",
+             "an Intel Xeon in others), often with other jobs running, and count every stretch "
+             "of a resumed run (older models: only the last one).",
              "", "The paintings (`bash train/make_styles.sh paintings`) were trained two at a "
              "time, one thread each, on 2026-12-03; their recipe and how it was found: "
              "docs/paintings.md.",
