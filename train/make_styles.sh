@@ -21,15 +21,15 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 # stability loss over the last quarter where it had it): udnie, because without TV it turned
 # faces into dark silhouettes (0 of 23 kept), and composition-vii, because without TV its
 # talking head flickered over the warp floor even steadied (4.8x; docs/paintings.md); and the
-# painting's targets at 614 px instead of 384 for great-wave and grande-jatte (Hokusai's and
-# Seurat's fine marks at the scale a viewer sees them; better on style, scene and faces there,
+# painting's targets at 614 px instead of 384 for great-wave, grande-jatte and composition-vii
+# (the painting's marks at the scale a viewer sees them; better on style, scene and faces there,
 # not on the others: docs/paintings.md)
 PAINTINGS=(
   "starry-night|$S/starry_night.jpg|Vincent van Gogh, The Starry Night (1889)"
   "great-wave|$S/great_wave.jpg|Hokusai, The Great Wave off Kanagawa (c.1831)|--style-side 614"
   "the-scream|$S/the_scream.jpg|Edvard Munch, The Scream (1893)"
   "udnie|$S/udnie.jpg|Francis Picabia, Udnie (1913)|--tv-weight 0.2 --stability-weight 2"
-  "composition-vii|$S/composition_vii.jpg|Wassily Kandinsky, Composition VII (1913)|--tv-weight 0.2"
+  "composition-vii|$S/composition_vii.jpg|Wassily Kandinsky, Composition VII (1913)|--tv-weight 0.2 --style-side 614"
   "the-kiss|$S/the_kiss.jpg|Gustav Klimt, The Kiss (1907-08)"
   "grande-jatte|$S/grande_jatte.jpg|Georges Seurat, A Sunday Afternoon on La Grande Jatte (1884-86)|--style-side 614"
   "woman-with-hat|$S/woman_with_hat.jpg|Henri Matisse, Woman with a Hat (1905)"
