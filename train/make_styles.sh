@@ -26,7 +26,7 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 # (the painting's marks at the scale a viewer sees them; better on style, scene and faces there,
 # not on the others: docs/paintings.md)
 PAINTINGS=(
-  "starry-night|$S/starry_night.jpg|Vincent van Gogh, The Starry Night (1889)"
+  "starry-night|$S/starry_night.jpg|Vincent van Gogh, The Starry Night (1889)|--style-side 614"
   "great-wave|$S/great_wave.jpg|Hokusai, The Great Wave off Kanagawa (c.1831)|--style-side 614"
   "the-scream|$S/the_scream.jpg|Edvard Munch, The Scream (1893)"
   "udnie|$S/udnie.jpg|Francis Picabia, Udnie (1913)|--tv-weight 0.2 --stability-weight 2"
