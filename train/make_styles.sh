@@ -17,14 +17,15 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 # content 0.3, no total-variation loss (it flattened the strokes into a tint), no stability
 # loss (`livestyle run --steady` keeps still video still; the loss muted strokes and put the-kiss's
 # green patches on faces), Adam at a constant 1e-3, 160-px crops, 650 steps (docs/paintings.md);
-# a fourth field keeps a painting's earlier settings where these did worse (TV 0.2, and the
-# stability loss over the last quarter where it had it): udnie, because without TV it turned
-# faces into dark silhouettes (0 of 23 kept), and composition-vii, because without TV its
-# talking head flickered over the warp floor even steadied (4.8x; docs/paintings.md); and the
-# painting's targets at 614 px instead of 384 for great-wave, grande-jatte, composition-vii and
-# the-kiss
-# (the painting's marks at the scale a viewer sees them; better on style, scene and faces there,
-# not on the others: docs/paintings.md)
+# a fourth field holds a painting's own settings where these did worse:
+# - udnie keeps TV 0.2 and the stability loss over the last quarter (without TV its faces
+#   became dark silhouettes, 0 of 23 kept);
+# - composition-vii keeps TV 0.2 (without it its talking head flickered over the warp floor
+#   even steadied, 4.8x);
+# - seven take the painting's targets at 614 px instead of 384 (its marks at the size a viewer
+#   sees them), where that did better: great-wave, grande-jatte, composition-vii,
+#   impression-sunrise, the-kiss, starry-night, and woman-with-hat at style weight 2.5
+#   (docs/paintings.md, "The painting's size, per painting").
 PAINTINGS=(
   "starry-night|$S/starry_night.jpg|Vincent van Gogh, The Starry Night (1889)|--style-side 614"
   "great-wave|$S/great_wave.jpg|Hokusai, The Great Wave off Kanagawa (c.1831)|--style-side 614"
@@ -33,8 +34,8 @@ PAINTINGS=(
   "composition-vii|$S/composition_vii.jpg|Wassily Kandinsky, Composition VII (1913)|--tv-weight 0.2 --style-side 614"
   "the-kiss|$S/the_kiss.jpg|Gustav Klimt, The Kiss (1907-08)|--style-side 614"
   "grande-jatte|$S/grande_jatte.jpg|Georges Seurat, A Sunday Afternoon on La Grande Jatte (1884-86)|--style-side 614"
-  "woman-with-hat|$S/woman_with_hat.jpg|Henri Matisse, Woman with a Hat (1905)"
-  "impression-sunrise|$S/impression_sunrise.jpg|Claude Monet, Impression, Sunrise (1872)"
+  "woman-with-hat|$S/woman_with_hat.jpg|Henri Matisse, Woman with a Hat (1905)|--style-side 614 --style-weight 2.5"
+  "impression-sunrise|$S/impression_sunrise.jpg|Claude Monet, Impression, Sunrise (1872)|--style-side 614"
   "shipwreck|$S/shipwreck_minotaur.jpg|J. M. W. Turner, The Shipwreck of the Minotaur (c.1810)"
 )
 painting() {  # one painting, "name|image|description[|settings]"; resumable; one thread
