@@ -23,17 +23,17 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 # - composition-vii keeps TV 0.2 (without it its talking head flickered over the warp floor
 #   even steadied, 4.8x);
 # - seven take the painting's targets at 614 px instead of 384 (its marks at the size a viewer
-#   sees them), where that did better: great-wave, grande-jatte, composition-vii,
-#   impression-sunrise, the-kiss, starry-night, and woman-with-hat at style weight 2.5
+#   sees them), where that did better: great-wave, impression-sunrise, the-kiss, starry-night,
+#   and at style weight 2.5 woman-with-hat, grande-jatte and composition-vii
 #   (docs/paintings.md, "The painting's size, per painting").
 PAINTINGS=(
   "starry-night|$S/starry_night.jpg|Vincent van Gogh, The Starry Night (1889)|--style-side 614"
   "great-wave|$S/great_wave.jpg|Hokusai, The Great Wave off Kanagawa (c.1831)|--style-side 614"
   "the-scream|$S/the_scream.jpg|Edvard Munch, The Scream (1893)"
   "udnie|$S/udnie.jpg|Francis Picabia, Udnie (1913)|--tv-weight 0.2 --stability-weight 2"
-  "composition-vii|$S/composition_vii.jpg|Wassily Kandinsky, Composition VII (1913)|--tv-weight 0.2 --style-side 614"
+  "composition-vii|$S/composition_vii.jpg|Wassily Kandinsky, Composition VII (1913)|--tv-weight 0.2 --style-side 614 --style-weight 2.5"
   "the-kiss|$S/the_kiss.jpg|Gustav Klimt, The Kiss (1907-08)|--style-side 614"
-  "grande-jatte|$S/grande_jatte.jpg|Georges Seurat, A Sunday Afternoon on La Grande Jatte (1884-86)|--style-side 614"
+  "grande-jatte|$S/grande_jatte.jpg|Georges Seurat, A Sunday Afternoon on La Grande Jatte (1884-86)|--style-side 614 --style-weight 2.5"
   "woman-with-hat|$S/woman_with_hat.jpg|Henri Matisse, Woman with a Hat (1905)|--style-side 614 --style-weight 2.5"
   "impression-sunrise|$S/impression_sunrise.jpg|Claude Monet, Impression, Sunrise (1872)|--style-side 614"
   "shipwreck|$S/shipwreck_minotaur.jpg|J. M. W. Turner, The Shipwreck of the Minotaur (c.1810)"
