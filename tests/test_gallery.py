@@ -34,3 +34,9 @@ def test_beside_pilot_figures_tell_the_pilot_from_no_style(styles_dir):
     lines = evaluate.beside_pilot_figures(styles_dir / "identity.onnx").splitlines()
     pilot, ours = (float(line.split("style ratio ")[1].split(",")[0]) for line in lines)
     assert pilot < 0.5 < 0.9 < ours  # the pilot paints; the identity style is the photo
+
+
+def test_evaluate_names_an_unknown_style_in_one_line(capsys):
+    assert evaluate.main(["--beside-pilot", "starry-nite"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown style 'starry-nite'" in err and "starry-night" in err and err.count("\n") == 1

@@ -44,7 +44,9 @@ def label(text: str, width: int) -> np.ndarray:
 
 def beside_pilot(style_path: Path, out: Path) -> None:
     """Rows: the pilot's photo | the pilot's Starry Night | ours through `livestyle run`'s path
-    (the photo framed as a 640x480 camera frame, stylized, shown at the pilot's cell size)."""
+    (the photo framed as a 640x480 camera frame, stylized, shown at the pilot's cell size).
+    The pilot's six photos are all in our training set: this compares looks, not how a style
+    does on photos it never saw (docs/gallery.jpg does that)."""
     backend, style = backends.create("auto", style_path), read_style(style_path)
     run = product_runner(backend, style)
     rows = []
@@ -53,9 +55,12 @@ def beside_pilot(style_path: Path, out: Path) -> None:
         cells = [cv2.resize(c, (320, 240), interpolation=cv2.INTER_AREA) for c in (photo, pilot, ours)]
         rows.append(np.hstack(cells))
     backend.close()
-    head = np.hstack([label(t, 320) for t in ("photo", "pilot (29.7 KMAC/px, full size)",
+    head = np.hstack([label(t, 320) for t in ("photo (a training photo)",
+                                                "pilot (29.7 KMAC/px, full size)",
                                                 f"{style.name} (livestyle run, 640x480)")])
     ok, data = cv2.imencode(".jpg", np.vstack([head] + rows), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise SystemExit(f"cannot encode {out}")
     write_atomic(out, data.tobytes())
     print(f"wrote {out}")
 
