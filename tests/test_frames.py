@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from livestyle import backends
-from livestyle.frames import MIN_SIDE, auto_scale, postprocess, preprocess, processing_size, to_bgr8
+from livestyle.frames import (MIN_SIDE, auto_scale, postprocess, preprocess, processing_size,
+                              shrink, to_bgr8)
 
 
 @pytest.mark.parametrize("shape,dtype", [
@@ -106,3 +108,21 @@ def test_nearest_upscale_enlarges_pixel_for_pixel_and_shrinking_stays_linear():
     big = rng.integers(0, 256, (20, 30, 3), np.uint8)  # a result larger than the frame
     assert np.array_equal(postprocess(big, original, upscale="nearest"),
                           postprocess(big, original))
+
+
+@pytest.mark.parametrize("w,h,size", [(1280, 720, (384, 216)), (1920, 1080, (384, 216)),
+                                      (1281, 719, (383, 215)), (640, 480, (384, 288))])
+def test_shrink_matches_an_area_average(w, h, size):
+    """The two-step shrink (bilinear to twice the size, then halved) stays within 42 dB of
+    OpenCV's one-step area average on a picture with edges, gradients and fine grain, at the
+    exact size; a plain bilinear shrink misses by 27-40 dB here."""
+    rng = np.random.default_rng(w)
+    frame = np.dstack([np.tile(np.linspace(0, 255, w, dtype=np.float32), (h, 1))] * 3)
+    for _ in range(40):
+        cv2.circle(frame, (int(rng.integers(w)), int(rng.integers(h))), int(rng.integers(5, h // 4)),
+                   [int(c) for c in rng.integers(0, 256, 3)], -1)
+    grain = rng.normal(0, 40, frame.shape).astype(np.float32)
+    frame = np.clip(cv2.GaussianBlur(frame + grain, (0, 0), 0.8), 0, 255).astype(np.uint8)
+    out = shrink(frame, size)
+    assert out.shape == (size[1], size[0], 3)
+    assert cv2.PSNR(out, cv2.resize(frame, size, interpolation=cv2.INTER_AREA)) > 42
