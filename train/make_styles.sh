@@ -18,7 +18,7 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 # loss (`livestyle run --steady` keeps still video still; the loss muted strokes and put the-kiss's
 # green patches on faces), Adam at a constant 1e-3, 160-px crops, 650 steps (docs/paintings.md);
 # a fourth field holds a painting's own settings where these did worse:
-# - udnie keeps TV 0.2 (without it its faces became dark silhouettes, 0 of 23 kept); it no
+# - udnie keeps TV 0.2 (without it its faces became dark silhouettes, 0 of 23 kept) and no
 #   longer takes the stability loss (0.498 against 0.521 with it, still steadier than the rest);
 # - composition-vii keeps TV 0.2 (without it its talking head flickered over the warp floor
 #   even steadied, 4.8x);
@@ -26,14 +26,15 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 #   sees them), where that did better: great-wave, impression-sunrise, the-kiss, starry-night,
 #   and at style weight 2.5 woman-with-hat, grande-jatte and composition-vii
 #   (docs/paintings.md, "The painting's size, per painting");
-# - the-scream takes the brush-wide network (its residual blocks at 1/8 resolution) at 614 px
-#   and style weight 1.5: 0.359 where the brush network reached 0.403 at style weight 2.5
+# - two take the brush-wide network (its residual blocks at 1/8 resolution) with their targets
+#   at 614 px: the-scream at style weight 1.5 (0.359 where the brush network reached 0.403 at
+#   style weight 2.5) and udnie (0.417 against 0.498, one more face)
 #   (docs/paintings.md, "A wider trunk").
 PAINTINGS=(
   "starry-night|$S/starry_night.jpg|Vincent van Gogh, The Starry Night (1889)|--style-side 614"
   "great-wave|$S/great_wave.jpg|Hokusai, The Great Wave off Kanagawa (c.1831)|--style-side 614"
   "the-scream|$S/the_scream.jpg|Edvard Munch, The Scream (1893)|--size brush-wide --style-side 614 --style-weight 1.5"
-  "udnie|$S/udnie.jpg|Francis Picabia, Udnie (1913)|--tv-weight 0.2"
+  "udnie|$S/udnie.jpg|Francis Picabia, Udnie (1913)|--tv-weight 0.2 --size brush-wide --style-side 614"
   "composition-vii|$S/composition_vii.jpg|Wassily Kandinsky, Composition VII (1913)|--tv-weight 0.2 --style-side 614 --style-weight 2.5"
   "the-kiss|$S/the_kiss.jpg|Gustav Klimt, The Kiss (1907-08)|--style-side 614"
   "grande-jatte|$S/grande_jatte.jpg|Georges Seurat, A Sunday Afternoon on La Grande Jatte (1884-86)|--style-side 614 --style-weight 2.5"
