@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 
 # The smallest frame side every backend runs a frame at: the generators reflect-pad at 1/8 of
-# the frame's size (1/4 for those with a full-size stem), which needs 2 px there. A smaller
-# frame is run enlarged to it and the result shrunk back (backends.base.SyncBackend, and
-# the TensorRT profile's minimum).
+# the frame's size (1/4 for those with a full-size stem and two stride-2 steps), which needs
+# 2 px there. A smaller frame is run enlarged to it and the result shrunk back
+# (backends.base.SyncBackend, and the TensorRT profile's minimum).
 MIN_SIDE = 16
 CPU_FULL_SIZE = 640 * 480  # a CPU runs frames up to VGA at full size (30 fps measured)...
 CPU_PIXELS = 640 * 360  # ...and larger ones at this many pixels: 720p at 0.5, 1080p at 1/3
@@ -65,9 +65,10 @@ def preprocess(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def shrink(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """`frame` shrunk to `size` (w, h) by an area average. OpenCV's INTER_AREA is fast for
-    whole-number factors and slow otherwise (1280x720 to 384x216: 7.8 ms here), so a frame
-    at least twice `size` is first brought to exactly twice it bilinearly, which that halving
-    then averages (1.1 ms against 3.7 on one core, 53 dB from the one-step average on a photo).
+    whole-number factors and slow otherwise (1280x720 to 384x216: 6.6 ms a frame in the
+    pipeline here), so a frame at least twice `size` is first brought to exactly twice it
+    bilinearly, which that halving then averages (1.1 ms against 3.7 on one core, 53 dB from
+    the one-step average on a photo).
     The price: stripes one pixel wide, which a webcam's optics rarely pass, alias more (a
     grey level's spread of 69 where the one-step average leaves 21)."""
     w, h = size

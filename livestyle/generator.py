@@ -1,7 +1,7 @@
 """The feed-forward generator, shared by the runtime (ONNX export) and the trainer.
 
-Johnson et al. 2016 in layout: a stem conv, two stride-2 convs, residual blocks at the lowest
-resolution, then nearest-upsample + conv back up (no transposed convs, so no checkerboard),
+Johnson et al. 2016 in layout: a stem conv, two (or three) stride-2 convs, residual blocks at
+the lowest resolution, then nearest-upsample + conv back up (no transposed convs, so no checkerboard),
 instance norm, reflection padding; plus optional U-Net style skips. Width, depth, whether the
 inner convs are depthwise-separable and whether the stem is strided (the trunk then runs at
 half resolution and a learned upsample + conv draws the full-resolution output) are
@@ -46,7 +46,7 @@ class GeneratorConfig:
     head_depth: int = 2  # ...and its number of 3x3 convs (the outlines are decided there)
     out_kernel: int = 0  # the full-resolution trunk's output conv; 0: the stem's kernel
     trunk_down: int = 2  # stride-2 convs after the stem: 3 puts the residual blocks at 1/8
-    # resolution (a receptive field twice as wide, a quarter of their cost)
+    # resolution (each sees twice as far, for a quarter of their cost)
 
     def to_dict(self) -> dict:
         return asdict(self)
