@@ -36,7 +36,8 @@ class TrainConfig:
     content_dir: str = _opt("", "a folder of photos (searched recursively) to train on; needed "
                                 "unless the development tree's ../shared/data/content exists")
     size: str = _opt("auto", "generator size; auto: brush for paintings, toon for the cartoon "
-                             "teacher, fast for other teachers")
+                             "teacher, fast for other teachers; brush-wide: brush with its "
+                             "residual blocks at 1/8 resolution, for paintings of large shapes")
     # data
     long_side: int = _opt(384, "photos are resized to this long side first; the style runs at "
                                "it (its native side) and is enlarged to the frame, so its strokes "
