@@ -149,6 +149,10 @@ def test_closing_the_terminal_mid_run_leaves_a_whole_output(tmp_path, styles_dir
 
     def own_terminal():  # a session of its own, with the pty as its controlling terminal
         _sigint_default()
+        # SIGHUP at its default too, as in a terminal's shell: under `nohup` (or any parent
+        # that ignores it) the child would inherit SIGHUP ignored, keep it so (cli.py: nohup
+        # is respected) and, with --loop, never end
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
     proc = subprocess.Popen(

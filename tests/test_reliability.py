@@ -478,7 +478,10 @@ def test_signal_mid_run_leaves_a_playable_file_with_every_frame_reported(sig, tm
         [sys.executable, "-m", "livestyle", "run", "--source", str(need(CLIP)), "--loop",
          "--style", str(styles_dir / "rand-a.onnx"), "--output", str(out), "--no-preview"],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-        env={**os.environ, "DISPLAY": ""})
+        env={**os.environ, "DISPLAY": ""},
+        # each signal at its default, whatever this process inherited: under `nohup` the
+        # child would keep SIGHUP ignored (cli.py respects nohup) and never end
+        preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL))
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()
