@@ -149,12 +149,10 @@ def beside_pilot_figures(path: Path) -> str:
     cells = pilot_cells()
     look = lookmeter.Look(lookmeter.LookMeter(),
                           cv2.imread(str(DEFAULT_CONTENT.parent / "styles" / "starry_night.jpg")))
-    backend, style = backends.create("auto", path), read_style(path)
-    try:
+    style = read_style(path)
+    with backends.create("auto", path) as backend:
         run = product_runner(backend, style)
         ours = lookmeter.measure(look, [(pilot_frame(p), run(pilot_frame(p))) for p, _ in cells])
-    finally:
-        backend.close()
     pilot = lookmeter.measure(look, cells)
     return "\n".join(f"{name}: style ratio {m['style_ratio']}, scene {m['scene']}"
                      for name, m in (("pilot's grid", pilot), (style.name, ours)))
@@ -195,29 +193,28 @@ def model_ms(backend, frame: np.ndarray, n: int = 30) -> float:
 def evaluate_style(path: Path, photos: list[np.ndarray], clips: dict[str, list[np.ndarray]],
                    meter: lookmeter.LookMeter) -> dict:
     style = read_style(path)
-    backend = backends.create("auto", path)
-    run = product_runner(backend, style)
     training = style.training
-    size = generator_size(photos[0], None, 1.0, backend.name, style.native_side)
-    row = {"style": style.name, "macs_per_pixel": style.macs_per_pixel,
-           "backend": backend.name, "processing_size": list(size),
-           "ms_640x480": round(model_ms(backend, preprocess(photos[0], size)), 1),
-           "file_kb": round(path.stat().st_size / 1024), "steps": training.get("steps_done"),
-           "train_seconds": training.get("seconds_this_run"),
-           "stability_weight": training.get("stability_weight")}
-    outputs = [run(p) for p in photos]
-    if training.get("teacher"):
-        teacher = get_teacher(training["teacher"])
-        targets = [teacher(p) for p in photos]
-        row["psnr_vs_teacher"] = round(float(np.mean([psnr(o, t) for o, t in zip(outputs, targets)])), 2)
-        row["ssim_vs_teacher"] = round(float(np.mean([ssim(o, t) for o, t in zip(outputs, targets)])), 3)
-    elif training.get("style_image"):
-        image = training["style_image"].split(",")[training.get("style_index", 0)]
-        look = lookmeter.Look(meter, cv2.imread(str(painting_path(image))))
-        row.update(lookmeter.measure(look, list(zip(photos, outputs))))
-    row.update({k: round(v, 2) for k, v in perturbation_changes(run, photos[:8]).items()})
-    row["clips"] = clip_stability(backend, style, clips)
-    backend.close()
+    with backends.create("auto", path) as backend:
+        run = product_runner(backend, style)
+        size = generator_size(photos[0], None, 1.0, backend.name, style.native_side)
+        row = {"style": style.name, "macs_per_pixel": style.macs_per_pixel,
+               "backend": backend.name, "processing_size": list(size),
+               "ms_640x480": round(model_ms(backend, preprocess(photos[0], size)), 1),
+               "file_kb": round(path.stat().st_size / 1024), "steps": training.get("steps_done"),
+               "train_seconds": training.get("seconds_this_run"),
+               "stability_weight": training.get("stability_weight")}
+        outputs = [run(p) for p in photos]
+        if training.get("teacher"):
+            teacher = get_teacher(training["teacher"])
+            targets = [teacher(p) for p in photos]
+            row["psnr_vs_teacher"] = round(float(np.mean([psnr(o, t) for o, t in zip(outputs, targets)])), 2)
+            row["ssim_vs_teacher"] = round(float(np.mean([ssim(o, t) for o, t in zip(outputs, targets)])), 3)
+        elif training.get("style_image"):
+            image = training["style_image"].split(",")[training.get("style_index", 0)]
+            look = lookmeter.Look(meter, cv2.imread(str(painting_path(image))))
+            row.update(lookmeter.measure(look, list(zip(photos, outputs))))
+        row.update({k: round(v, 2) for k, v in perturbation_changes(run, photos[:8]).items()})
+        row["clips"] = clip_stability(backend, style, clips)
     return row
 
 
@@ -245,11 +242,8 @@ def remeasure(out: Path, what: str, measure) -> int:
         if path is None:
             print(f"{row['style']}: not installed, its {what} kept", flush=True)
             continue
-        backend = backends.create("auto", path)
-        try:
+        with backends.create("auto", path) as backend:
             print(f"{row['style']}: {measure(row, read_style(path), backend)}", flush=True)
-        finally:
-            backend.close()
     write_atomic(out.with_suffix(".json"), json.dumps(rows, indent=2))
     write_atomic(out.with_suffix(".md"), markdown(rows))
     return 0
@@ -325,18 +319,18 @@ def by_source(path: Path, out: Path) -> int:
     style = read_style(path)
     if not style.training.get("teacher"):
         raise SystemExit(f"--by-source: {path.name} has no teacher to compare with")
-    backend = backends.create("auto", path)
-    run, teacher = product_runner(backend, style), get_teacher(style.training["teacher"])
+    teacher = get_teacher(style.training["teacher"])
     groups: dict[str, list[tuple[float, float]]] = {}
     frames = [(q.name.split("_")[0], camera_frame(q)) for q in split_images(DEFAULT_CONTENT)[1]]
     for clip in sorted(VIDEOS.glob("*.mp4")):
         shots = read_clip(clip)
         frames += [(f"clip {clip.stem}", cv2.resize(f, EVAL_SIZE, interpolation=cv2.INTER_AREA))
                    for f in shots[::max(1, len(shots) // 8)][:8]]
-    for source, frame in frames:
-        o, t = run(frame), teacher(frame)
-        groups.setdefault(source, []).append((psnr(o, t), ssim(o, t)))
-    backend.close()
+    with backends.create("auto", path) as backend:
+        run = product_runner(backend, style)
+        for source, frame in frames:
+            o, t = run(frame), teacher(frame)
+            groups.setdefault(source, []).append((psnr(o, t), ssim(o, t)))
     lines = [f"# {style.name} against its teacher, by source", "",
              "`python -m train.evaluate --by-source " + style.name + "`: every held-out photo of "
              "../shared/data/content (framed as a 640x480 camera frame) and 8 frames of each clip "

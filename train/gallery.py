@@ -16,6 +16,7 @@ import numpy as np
 
 from livestyle import backends
 from livestyle.atomic import write_atomic
+from livestyle.frames import resize_to
 from livestyle.styles import BUNDLED_DIR, read_style
 from .config import DEFAULT_CONTENT
 from .data import split_images
@@ -47,14 +48,16 @@ def beside_pilot(style_path: Path, out: Path) -> None:
     (the photo framed as a 640x480 camera frame, stylized, shown at the pilot's cell size).
     The pilot's six photos are all in our training set: this compares looks, not how a style
     does on photos it never saw (docs/gallery.jpg does that)."""
-    backend, style = backends.create("auto", style_path), read_style(style_path)
-    run = product_runner(backend, style)
+    style = read_style(style_path)
     rows = []
-    for photo, pilot in pilot_cells():
-        ours = cv2.resize(run(pilot_frame(photo)), photo.shape[1::-1], interpolation=cv2.INTER_AREA)
-        cells = [cv2.resize(c, (320, 240), interpolation=cv2.INTER_AREA) for c in (photo, pilot, ours)]
-        rows.append(np.hstack(cells))
-    backend.close()
+    with backends.create("auto", style_path) as backend:
+        run = product_runner(backend, style)
+        for photo, pilot in pilot_cells():
+            ours = cv2.resize(run(pilot_frame(photo)), photo.shape[1::-1],
+                              interpolation=cv2.INTER_AREA)
+            cells = [cv2.resize(c, (320, 240), interpolation=cv2.INTER_AREA)
+                     for c in (photo, pilot, ours)]
+            rows.append(np.hstack(cells))
     head = np.hstack([label(t, 320) for t in ("photo (a training photo)",
                                                 "pilot (29.7 KMAC/px, full size)",
                                                 f"{style.name} (livestyle run, 640x480)")])
@@ -82,13 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     if not models:
         raise SystemExit(f"no styles in {BUNDLED_DIR}")
     frames = [camera_frame(q) for q in pick_photos()]
-    shrink = lambda im: cv2.resize(im, CELL, interpolation=cv2.INTER_AREA)  # noqa: E731
-    columns = [("original", [shrink(f) for f in frames])]
+    columns = [("original", [resize_to(f, CELL) for f in frames])]
     for path in models:
-        backend, style = backends.create("auto", path), read_style(path)
-        run = product_runner(backend, style)
-        columns.append((style.name, [shrink(run(f)) for f in frames]))
-        backend.close()
+        style = read_style(path)
+        with backends.create("auto", path) as backend:
+            run = product_runner(backend, style)
+            columns.append((style.name, [resize_to(run(f), CELL) for f in frames]))
     grid = np.hstack([np.vstack([label(name, CELL[0])] + cells) for name, cells in columns])
     out = Path(a.out or REPO / "docs" / "gallery.jpg")
     out.parent.mkdir(parents=True, exist_ok=True)
