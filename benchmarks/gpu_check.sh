@@ -16,8 +16,10 @@
 # not run and counts as a failure.
 #
 # usage: benchmarks/gpu_check.sh [--out DIR] [--carry DIR] [--styles A,B]
-#                                [--tests-only] [--pytest 'ARGS']
+#                                [--tests-only] [--no-bench] [--pytest 'ARGS']
 #   --tests-only    only step 3 (no GPU info required, nothing installed, no bench)
+#   --no-bench      steps 1-3 (e.g. while training shares the GPU: its timings would be
+#                   the training's too); bench afterwards with step 4's command
 #   --pytest ARGS   the test selection instead of the GPU tests (with --tests-only, this is
 #                   how the skip-counting is tested on a machine without a GPU)
 # exit status: 0 all passed, 1 something failed or was skipped, 2 usage or no GPU.
@@ -30,6 +32,7 @@ OUT_DIR="${OUT:-}"
 CARRY=benchmarks/carry
 STYLES=""
 TESTS_ONLY=0
+BENCH=1
 PYTEST_ARGS=""
 PY="${PYTHON:-python3}"
 
@@ -42,6 +45,7 @@ while [ $# -gt 0 ]; do
         --styles) [ $# -ge 2 ] || { echo "--styles needs two names, A,B" >&2; exit 2; }
                   STYLES="$2"; shift 2 ;;
         --tests-only) TESTS_ONLY=1; shift ;;
+        --no-bench) BENCH=0; shift ;;
         --pytest) [ $# -ge 2 ] || { echo "--pytest needs its arguments, quoted" >&2; exit 2; }
                   PYTEST_ARGS="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
@@ -177,7 +181,7 @@ PYEOF
 fi
 
 # ---------------------------------------------------------------- 4. bench
-if [ "$TESTS_ONLY" = 0 ]; then
+if [ "$TESTS_ONLY" = 0 ] && [ "$BENCH" = 1 ]; then
     step "bench"
     if [ -z "$STYLES" ]; then  # the first two bundled styles
         STYLES=$(ls engines/*.onnx | head -2 | xargs -n1 basename | sed 's/\.onnx$//' | paste -sd,)

@@ -124,6 +124,21 @@ def test_bad_numbers_fail_before_benchmarking(args, message, tmp_path):
     assert not list(tmp_path.iterdir())  # nothing measured, nothing written
 
 
+def test_a_bench_where_no_backend_can_run_says_so_and_writes_nothing(tmp_path, styles_dir):
+    """torch-cuda on a machine without a GPU: every row is skipped; it used to write an empty
+    JSON and then crash drawing the plot of no series."""
+    from livestyle.gpu import has_cuda
+
+    if has_cuda():
+        pytest.skip("this machine has a CUDA GPU: torch-cuda would run")
+    style = next(styles_dir.glob("*.onnx"))
+    r = _bench("--backends", "torch-cuda", *TINY[2:], "--resolutions", "480p",
+               "--style", str(style), cwd=tmp_path)
+    assert r.returncode == 2 and "no backend could run here (torch-cuda)" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert not list(tmp_path.iterdir())
+
+
 def test_resolutions_help_lists_names_and_wxh(tmp_path):
     r = _bench("--help", cwd=tmp_path)
     assert r.returncode == 0

@@ -34,7 +34,8 @@ def test_recorded_macs_are_counted_ones(name):
     assert got == pytest.approx(macs_per_pixel(SIZES[name]), rel=0.01)
 
 
-@pytest.mark.parametrize("name", ["brush", "brush-wide", "toon", "paint"])
+@pytest.mark.parametrize("name", ["brush", "brush-wide", "brush-half", "brush-half-wide",
+                                  "toon", "paint"])
 @pytest.mark.parametrize("h,w", [(17, 23), (289, 383), (16, 16)])
 def test_any_frame_size_comes_back_at_its_size(name, h, w):
     with torch.no_grad():

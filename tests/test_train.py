@@ -556,6 +556,21 @@ def test_resume_may_extend_the_steps(content_dir, tmp_path):
     assert load_checkpoint(Path(cfg.run_dir) / "t" / "checkpoint.pt")["step"] == 4
 
 
+def test_max_minutes_stops_saves_and_exports_what_was_learned(content_dir, tmp_path, capsys):
+    """A time limit shorter than one step: the run stops after its first step, keeps a
+    checkpoint of it, exports a model that records 1 step done, and --resume goes on."""
+    cfg = make_cfg(content_dir, tmp_path, steps=5, max_minutes=1e-6)
+    model = train(cfg)
+    assert "--max-minutes 1e-06 reached at step 1 of 5" in capsys.readouterr().err
+    ckpt = Path(cfg.run_dir) / "t" / "checkpoint.pt"
+    assert load_checkpoint(ckpt)["step"] == 1
+    training = read_style(model).training
+    assert training["steps_done"] == 1 and training["steps"] == 5
+    train(make_cfg(content_dir, tmp_path, steps=5), resume=True, overwrite=True)
+    assert load_checkpoint(ckpt)["step"] == 5
+    assert read_style(model).training["steps_done"] == 5
+
+
 def test_resume_may_fine_tune_with_new_loss_weights(content_dir, tmp_path, capsys):
     """A trained cartoon finished with a squared-error term: the run continues from its
     weights, says what changed, and logs the new term from the step it resumed at."""

@@ -106,6 +106,10 @@ class TrainConfig:
     sample_every: int = _opt(200, "write a sample grid of held-out photos every this many steps")
     checkpoint_every: int = _opt(100, "save a checkpoint every this many steps")
     threads: int = _opt(0, "torch intra-op threads; 0: torch's default")
+    max_minutes: float = _opt(0.0, "stop after this many minutes of training in this run, "
+                                   "save a checkpoint and export what was learned (the model "
+                                   "records the steps it got; --resume with more time goes on); "
+                                   "0: train every --steps")
 
     def __post_init__(self):
         if (self.style_image is None) == (self.teacher is None):
@@ -169,7 +173,8 @@ class TrainConfig:
         def flag(field: str) -> str:
             return "--" + field.replace("_", "-")
 
-        for field in ("scale_jitter", "lr", "lr_final", *LOSS_WEIGHT_FIELDS, "ema"):
+        for field in ("scale_jitter", "lr", "lr_final", *LOSS_WEIGHT_FIELDS, "ema",
+                      "max_minutes"):
             value = getattr(self, field)
             if not math.isfinite(value):
                 raise ValueError(f"{flag(field)} must be a finite number, got {value}")
@@ -177,6 +182,8 @@ class TrainConfig:
             if getattr(self, field) < 0:
                 raise ValueError(f"{flag(field)} must be 0 (off) or more, got "
                                  f"{getattr(self, field)}")
+        if self.max_minutes < 0:
+            raise ValueError(f"--max-minutes must be 0 (no limit) or more, got {self.max_minutes}")
         if not self.lr > 0:
             raise ValueError(f"--lr must be more than 0, got {self.lr}")
         if self.lr_final < 0:

@@ -42,7 +42,7 @@ LOSS_WEIGHTS = {"style_weight", "style_weights", "content_weight", "line_weight"
                 "tv_weight", "stability_weight", "l1_weight", "l2_weight", "edge_weight"}
 RESUMABLE = {"steps", "stability_steps", "run_dir", "log_every", "sample_every",
              "checkpoint_every", "threads", "out_dir", "description", "init_from",
-             "ema", "native_side"} | LOSS_WEIGHTS
+             "ema", "native_side", "max_minutes"} | LOSS_WEIGHTS
 
 
 class CheckpointError(RuntimeError):
@@ -260,6 +260,19 @@ def check_outputs(cfg: TrainConfig, resume: bool, overwrite: bool) -> list[str]:
     return notes
 
 
+def _out_of_time(cfg: TrainConfig, t_start: float, ddp: bool, device) -> bool:
+    """--max-minutes passed in this run; every rank of a distributed run agrees (the master's
+    clock decides)."""
+    if not cfg.max_minutes:
+        return False
+    late = time.perf_counter() - t_start > cfg.max_minutes * 60.0
+    if not ddp:
+        return late
+    flag = torch.tensor([float(late)], device=device)
+    dist.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
 def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
           overwrite: bool = False) -> Path | None:
     """Train a generator from `cfg`; returns the exported model path (on the master rank).
@@ -278,6 +291,8 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
             torch.cuda.set_device(device)
     else:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # every step has the same shapes (fixed crops)
     master = rank == 0  # the only rank that writes files or prints
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -401,6 +416,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
         # Ctrl-C (SIGINT) only raises a flag: the step in hand finishes, a checkpoint is saved
         # at that step and TrainingInterrupted says so; a second Ctrl-C stops at once
         stop = _StopFlag() if master else None
+        steps_done = start  # the last step trained, so far
         try:
             for step in range(start, cfg.steps):
                 rng = np.random.default_rng([cfg.seed, rank, step])
@@ -469,16 +485,19 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                     d_loss.backward(inputs=list(critic.parameters()))
                     d_opt.step()
 
+                steps_done = step + 1
+                out_of_time = _out_of_time(cfg, t_start, ddp, device)
                 if master:
-                    if step % cfg.log_every == 0 or step == cfg.steps - 1:
+                    if step % cfg.log_every == 0 or step == cfg.steps - 1 or out_of_time:
                         # .item() is a host-device sync point: only on log steps
                         values = {"loss": total.item(), **{k: v.item() for k, v in logs.items()}}
                         history.append({"step": step, **values})
                         progress.update(step, values)
                     done = step + 1
-                    if done % cfg.checkpoint_every == 0 or done == cfg.steps or stop.raised:
+                    last = done == cfg.steps or out_of_time
+                    if done % cfg.checkpoint_every == 0 or last or stop.raised:
                         save_checkpoint(done)
-                    if done % cfg.sample_every == 0 or done == cfg.steps:
+                    if done % cfg.sample_every == 0 or last:
                         save_grid(shown.eval(), photos, teacher, run_dir / f"samples_{done:06d}.png")
                         generator.train()
                     if stop.raised:
@@ -486,6 +505,12 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                         raise TrainingInterrupted(
                             f"interrupted: step {done} of {cfg.steps} saved to {ckpt_path}; continue "
                             "with the same command and --resume")
+                if out_of_time:
+                    if master:
+                        print(f"\n--max-minutes {cfg.max_minutes:g} reached at step {steps_done} "
+                              f"of {cfg.steps}: exporting what was learned (--resume goes on)",
+                              file=sys.stderr, flush=True)
+                    break
         finally:
             if stop:
                 stop.restore()
@@ -496,7 +521,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
         if master and export:
             checks = [cv2.cvtColor(p, cv2.COLOR_RGB2BGR) for p in photos[:2]]
             meta_training = cfg.to_dict() | {
-                "generator_size": cfg.generator_size, "steps_done": cfg.steps, "seconds_this_run": round(time.perf_counter() - t_start),
+                "generator_size": cfg.generator_size, "steps_done": steps_done, "seconds_this_run": round(time.perf_counter() - t_start),
                 "train_seconds": round(seconds_before + time.perf_counter() - t_start),
                 "resumed_from_step": start}
             generator = shown.cpu().eval()
