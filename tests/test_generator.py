@@ -3,10 +3,14 @@ record (generator.macs_per_pixel) are the ones its convolutions do."""
 
 from __future__ import annotations
 
+import json
+
+import onnx
 import pytest
 import torch
 from torch import nn
 
+from livestyle import backends
 from livestyle.generator import SIZES, Generator, macs_per_pixel
 
 
@@ -34,13 +38,32 @@ def test_recorded_macs_are_counted_ones(name):
     assert got == pytest.approx(macs_per_pixel(SIZES[name]), rel=0.01)
 
 
+def _min_side(cfg) -> int:
+    """What the runtime enlarges smaller frames to (backends.min_frame_side)."""
+    model = onnx.ModelProto()
+    meta = model.metadata_props.add()
+    meta.key, meta.value = "livestyle.generator", json.dumps(cfg.to_dict())
+    return backends.min_frame_side(model)
+
+
 @pytest.mark.parametrize("name", ["brush", "brush-wide", "brush-half", "brush-half-wide",
                                   "toon", "paint"])
-@pytest.mark.parametrize("h,w", [(17, 23), (289, 383), (16, 16)])
+@pytest.mark.parametrize("h,w", [(17, 23), (289, 383), ("min", "min")])
 def test_any_frame_size_comes_back_at_its_size(name, h, w):
+    """Any size from the smallest one the runtime lets through (it enlarges smaller frames)."""
+    if h == "min":
+        h = w = _min_side(SIZES[name])
     with torch.no_grad():
         out = Generator(SIZES[name]).eval()(torch.rand(1, 3, h, w))
     assert out.shape == (1, 3, h, w) and torch.isfinite(out).all()
+
+
+def test_min_side_is_the_smallest_that_runs():
+    """Half the minimum side would leave 1 px where the deepest maps are padded and normed."""
+    for name in ("brush-wide", "brush-half-wide"):
+        side = _min_side(SIZES[name]) // 2
+        with torch.no_grad(), pytest.raises((ValueError, RuntimeError)):
+            Generator(SIZES[name]).eval()(torch.rand(1, 3, side, side))
 
 
 def test_trunk_depth_is_checked():

@@ -60,16 +60,17 @@ def fixed_input_size(model) -> tuple[int | None, int | None]:
 
 
 def min_frame_side(model) -> int:
-    """The smallest frame side a livestyle generator (read_model) runs at: it reflect-pads
-    at 1/4 of its trunk's resolution (1/4 or 1/8 of the frame), which needs 2 px there. 1
-    (no enlarging) for a model without livestyle's generator metadata: its limits are not
-    ours to guess."""
+    """The smallest frame side a livestyle generator (read_model) runs at: its deepest maps
+    (1/4 or 1/8 of its trunk's resolution, the trunk at 1 or 1/2 of the frame's) are
+    reflect-padded and instance-normed, which needs 2 px there. 1 (no enlarging) for a model
+    without livestyle's generator metadata: its limits are not ours to guess."""
     try:
         meta = {p.key: p.value for p in model.metadata_props}
-        stride = int(json.loads(meta["livestyle.generator"]).get("stem_stride", 1))
+        gen = json.loads(meta["livestyle.generator"])
+        stride, depth = int(gen.get("stem_stride", 1)), int(gen.get("trunk_down", 2))
     except Exception:  # noqa: BLE001 - not ours, or unreadable: run frames as they come
         return 1
-    return 8 * stride
+    return 2 * stride * 2**depth
 
 
 def check_any_size(model, model_path: str | Path) -> None:
