@@ -111,8 +111,13 @@ PYEOF
             else
                 echo "pycuda: building from $(ls "$CARRY"/pycuda-*.tar.gz) with $nvcc_path"
                 timeout "$(at_least_1 "$half")" "$PY" -m pip install -q --no-index \
-                    --find-links "$CARRY" --no-build-isolation pycuda \
-                    || fail "pycuda does not build here (see above)"
+                    --find-links "$CARRY" --no-build-isolation pycuda
+                rc=$?
+                if [ "$rc" = 124 ]; then
+                    fail "pycuda: its build did not finish in its $half s (half the time left)"
+                elif [ "$rc" != 0 ]; then
+                    fail "pycuda does not build here (pip exit $rc, see above)"
+                fi
             fi
         else
             fail "pycuda: no nvcc on PATH to build it with"
