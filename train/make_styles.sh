@@ -30,18 +30,7 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 #   at 614 px: the-scream at style weight 1.5 (0.359 where the brush network reached 0.403 at
 #   style weight 2.5) and udnie (0.417 against 0.498, one more face)
 #   (docs/paintings.md, "A wider trunk").
-PAINTINGS=(
-  "starry-night|$S/starry_night.jpg|Vincent van Gogh, The Starry Night (1889)|--style-side 614"
-  "great-wave|$S/great_wave.jpg|Hokusai, The Great Wave off Kanagawa (c.1831)|--style-side 614"
-  "the-scream|$S/the_scream.jpg|Edvard Munch, The Scream (1893)|--size brush-wide --style-side 614 --style-weight 1.5"
-  "udnie|$S/udnie.jpg|Francis Picabia, Udnie (1913)|--tv-weight 0.2 --size brush-wide --style-side 614"
-  "composition-vii|$S/composition_vii.jpg|Wassily Kandinsky, Composition VII (1913)|--tv-weight 0.2 --style-side 614 --style-weight 2.5"
-  "the-kiss|$S/the_kiss.jpg|Gustav Klimt, The Kiss (1907-08)|--style-side 614"
-  "grande-jatte|$S/grande_jatte.jpg|Georges Seurat, A Sunday Afternoon on La Grande Jatte (1884-86)|--style-side 614 --style-weight 2.5"
-  "woman-with-hat|$S/woman_with_hat.jpg|Henri Matisse, Woman with a Hat (1905)|--style-side 614 --style-weight 2.5"
-  "impression-sunrise|$S/impression_sunrise.jpg|Claude Monet, Impression, Sunrise (1872)|--style-side 614"
-  "shipwreck|$S/shipwreck_minotaur.jpg|J. M. W. Turner, The Shipwreck of the Minotaur (c.1810)"
-)
+mapfile -t PAINTINGS < <(grep -v '^#' train/paintings.txt | sed "s#|#|$S/#")
 painting() {  # one painting, "name|image|description[|settings]"; resumable; one thread
   local name image desc own
   IFS='|' read -r name image desc own <<<"$1"

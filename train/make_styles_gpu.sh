@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Trains the paintings at a 640-px native side (the whole 640x480 frame) on one NVIDIA GPU,
-# all at once: one trainer per painting, side by side, since one of these small networks
-# leaves a GPU mostly idle. On a CPU, train/make_styles.sh trains the 384-px ones instead.
+# Trains the paintings on one NVIDIA GPU, all at once: one trainer per painting, side by side,
+# since one of these small networks leaves a GPU mostly idle. SIDE=384: the recipe of
+# train/make_styles.sh (train/paintings.txt) with 4x the samples it can afford on a CPU (batch
+# 8, 2,000 steps); SIDE=640: the same scaled to the whole 640x480 frame.
 #
 # usage: bash train/make_styles_gpu.sh [NAME ...]        (no names: every painting)
 # environment (all optional):
+#   SIDE     the native side, 384 or 640; 384
 #   DATA     a folder holding content/ (photos) and styles/ (the paintings); ../shared/data
 #   OUT      where the models go; engines
 #   RUNS     checkpoints and sample grids; runs/gpu
@@ -17,32 +19,29 @@
 # that failed (0: every model written).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+SIDE=${SIDE:-384}
 DATA=${DATA:-../shared/data}
 OUT=${OUT:-engines}
 RUNS=${RUNS:-runs/gpu}
 MINUTES=${MINUTES:-0}
 EXTRA=${EXTRA:-}
 S=$DATA/styles
-# The recipe of train/make_styles.sh scaled from a 384-px to a 640-px native side: photos at
-# a 640-px long side, 256-px crops (160 x 640/384), each painting's targets 1024 px long
-# (614 x 640/384; 640 where the 384-px recipe used 384), the brush-half network (brush's trunk
-# at half resolution behind a strided stem, the last conv seeing the photo) or its wide trunk
-# where the 384-px recipe used brush-wide; batch 8 (the GPU pays little for it).
-COMMON=(--size brush-half --long-side 640 --crop 256 --batch 8 --steps 2000 --threads 1
-        --content-dir "$DATA/content" --out-dir "$OUT" --sample-every 2000
-        --checkpoint-every 100 --log-every 50 --max-minutes "$MINUTES" --overwrite)
-PAINTINGS=(
-  "starry-night|$S/starry_night.jpg|Vincent van Gogh, The Starry Night (1889)|--style-side 1024"
-  "great-wave|$S/great_wave.jpg|Hokusai, The Great Wave off Kanagawa (c.1831)|--style-side 1024"
-  "the-scream|$S/the_scream.jpg|Edvard Munch, The Scream (1893)|--size brush-half-wide --style-side 1024 --style-weight 1.5"
-  "udnie|$S/udnie.jpg|Francis Picabia, Udnie (1913)|--tv-weight 0.2 --size brush-half-wide --style-side 1024"
-  "composition-vii|$S/composition_vii.jpg|Wassily Kandinsky, Composition VII (1913)|--tv-weight 0.2 --style-side 1024 --style-weight 2.5"
-  "the-kiss|$S/the_kiss.jpg|Gustav Klimt, The Kiss (1907-08)|--style-side 1024"
-  "grande-jatte|$S/grande_jatte.jpg|Georges Seurat, A Sunday Afternoon on La Grande Jatte (1884-86)|--style-side 1024 --style-weight 2.5"
-  "woman-with-hat|$S/woman_with_hat.jpg|Henri Matisse, Woman with a Hat (1905)|--style-side 1024 --style-weight 2.5"
-  "impression-sunrise|$S/impression_sunrise.jpg|Claude Monet, Impression, Sunrise (1872)|--style-side 1024"
-  "shipwreck|$S/shipwreck_minotaur.jpg|J. M. W. Turner, The Shipwreck of the Minotaur (c.1810)|--style-side 640"
-)
+COMMON=(--batch 8 --steps 2000 --threads 1 --content-dir "$DATA/content" --out-dir "$OUT"
+        --sample-every 2000 --checkpoint-every 100 --log-every 50 --max-minutes "$MINUTES"
+        --overwrite)
+case "$SIDE" in
+  384) COMMON+=(--crop 160)
+       mapfile -t PAINTINGS < <(grep -v '^#' train/paintings.txt | sed "s#|#|$S/#") ;;
+  # the 384-px recipe scaled to a 640-px native side: photos at a 640-px long side, 256-px
+  # crops (160 x 640/384), each painting's targets at 1024 px (614 x 640/384; 640 for 384),
+  # the brush-half network (brush's trunk at half resolution behind a strided stem, the last
+  # conv seeing the photo) or its wide trunk where the 384-px recipe has brush-wide
+  640) COMMON+=(--size brush-half --long-side 640 --crop 256)
+       mapfile -t PAINTINGS < <(grep -v '^#' train/paintings.txt | sed "s#|#|$S/#" |
+         sed -e 's/--style-side 614/--style-side 1024/' -e 's/--size brush-wide/--size brush-half-wide/' \
+             -e '/--style-side/!s/$/|--style-side 640/' -e 's/||--style-side/|--style-side/') ;;
+  *) echo "SIDE must be 384 or 640, got $SIDE" >&2; exit 64 ;;
+esac
 known=$(printf '%s\n' "${PAINTINGS[@]}" | cut -d'|' -f1)
 for n in "$@"; do  # a misspelt name is an error, not a silent skip
   grep -qx -- "$n" <<<"$known" || { echo "unknown painting: $n (known: $(paste -sd' ' <<<"$known"))" >&2; exit 64; }
