@@ -47,8 +47,6 @@ class GeneratorConfig:
     out_kernel: int = 0  # the full-resolution trunk's output conv; 0: the stem's kernel
     trunk_down: int = 2  # stride-2 convs after the stem: 3 puts the residual blocks at 1/8
     # resolution (each sees twice as far, for a quarter of their cost)
-    photo_out: bool = False  # strided stem, rgb head: the last conv also sees the photo at full
-    # resolution (as the toon head does), so edges and faces need not pass through the trunk
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,16 +85,6 @@ SIZES: dict[str, GeneratorConfig] = {
     # half the frame for 24.5 KMAC/px
     "brush-wide": GeneratorConfig(channels=(16, 32, 64), n_res=5, separable=False,
                                   stem_kernel=9, skips=False, out_kernel=3, trunk_down=3),
-    # a painting at a 640-px native side (the whole 640x480 frame) for about the cost of brush
-    # at 384x288: brush's trunk at half resolution behind a strided 9x9 stem, and a last conv
-    # that sees the photo beside the upsampled trunk (7.8 KMAC/px), so the detector's faces,
-    # lost when a frame is shrunk to 384 and enlarged, are drawn at the frame's own size
-    "brush-half": GeneratorConfig(channels=(16, 32, 64), n_res=3, separable=False,
-                                  stem_kernel=9, skips=False, stem_stride=2, photo_out=True),
-    # its wide trunk: five residual blocks at 1/16 of the frame (brush-wide's shapes)
-    "brush-half-wide": GeneratorConfig(channels=(16, 32, 64), n_res=5, separable=False,
-                                       stem_kernel=9, skips=False, stem_stride=2,
-                                       trunk_down=3, photo_out=True),
     "johnson": GeneratorConfig(channels=(32, 64, 128), n_res=5, separable=False, stem_kernel=9,
                                skips=False),
 }
@@ -197,7 +185,7 @@ class Generator(nn.Module):
             hidden = [m for _ in range(cfg.head_depth - 2) for m in (_conv(hw, hw, 3), act())]
             self.out = nn.Sequential(_conv(c1 + 3, hw, 3), act(), *hidden, _conv(hw, n_out, 3))
         else:
-            self.out = _conv(c1 + 3 if cfg.photo_out else c1, n_out, 3)
+            self.out = _conv(c1, n_out, 3)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor | None = None,
                 parts: bool = False):
@@ -231,7 +219,7 @@ class Generator(nn.Module):
             y = y + f1
         if self.cfg.stem_stride > 1:
             y = F.interpolate(y, scale_factor=float(self.cfg.stem_stride), mode="nearest")
-            if self.cfg.head == "toon" or self.cfg.photo_out:
+            if self.cfg.head == "toon":
                 y = torch.cat([y, x], 1)
         y = self.out(y)[..., :h, :w]
         x = x[..., :h, :w]
@@ -281,7 +269,7 @@ def macs_per_pixel(cfg: GeneratorConfig) -> int:
         total += conv(c1 + 3, hw, 3, 1, False) + conv(hw, n_out, 3, 1, False)
         total += (cfg.head_depth - 2) * conv(hw, hw, 3, 1, False)
     else:
-        total += conv(c1 + 3 if cfg.photo_out else c1, n_out, 3, 1, False)
+        total += conv(c1, n_out, 3, 1, False)
     return int(round(total))
 
 
