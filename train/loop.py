@@ -521,7 +521,10 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
         if master and export:
             checks = [cv2.cvtColor(p, cv2.COLOR_RGB2BGR) for p in photos[:2]]
             meta_training = cfg.to_dict() | {
-                "generator_size": cfg.generator_size, "steps_done": steps_done, "seconds_this_run": round(time.perf_counter() - t_start),
+                "generator_size": cfg.generator_size, "steps_done": steps_done,
+                "device": (f"cuda ({torch.cuda.get_device_name(device)})"
+                           if device.type == "cuda" else "cpu"),
+                "seconds_this_run": round(time.perf_counter() - t_start),
                 "train_seconds": round(seconds_before + time.perf_counter() - t_start),
                 "resumed_from_step": start}
             generator = shown.cpu().eval()

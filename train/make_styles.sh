@@ -29,7 +29,12 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 # - two take the brush-wide network (its residual blocks at 1/8 resolution) with their targets
 #   at 614 px: the-scream at style weight 1.5 (0.359 where the brush network reached 0.403 at
 #   style weight 2.5) and udnie (0.417 against 0.498, one more face)
-#   (docs/paintings.md, "A wider trunk").
+#   (docs/paintings.md, "A wider trunk");
+# - with the 6x samples of train/make_styles_gpu.sh (a GPU), udnie and great-wave take style
+#   weight 3 (0.359 and 0.431 against 0.429 and 0.471 at their weights before); seven of the
+#   shipped paintings come from that script, composition-vii, grande-jatte and the-kiss from
+#   this one, which would now train udnie and great-wave at style weight 3 with fewer samples
+#   (untried: docs/paintings.md, "A lent GPU").
 mapfile -t PAINTINGS < <(grep -v '^#' train/paintings.txt | sed "s#|#|$S/#")
 painting() {  # one painting, "name|image|description[|settings]"; resumable; one thread
   local name image desc own

@@ -65,9 +65,17 @@ def command(training: dict) -> str:
     return "`python -m train " + " ".join(flags) + "`"
 
 
+def on_gpu(training: dict) -> bool:
+    """Trained on a GPU: the trainer records its device; the models trained on 2026-12-04,
+    before it did, are known by the photo copy sent to that GPU (.gpu/content)."""
+    return (training.get("device", "").startswith("cuda")
+            or training.get("content_dir") == ".gpu/content")
+
+
 def main() -> int:
     rows = ["# Bundled styles", "",
-            "Made by our trainer (`train/`) with `train/make_styles.sh`; each `.onnx` carries its "
+            "Made by our trainer (`train/`) with `train/make_styles.sh` or, on a GPU, "
+            "`train/make_styles_gpu.sh`; each `.onnx` carries its "
             "full training config in its metadata (`livestyle.training`), from which the command "
             "below is rebuilt (settings that differ from the defaults). Regenerate this table "
             "with `python -m train.record`.", "",
@@ -82,6 +90,8 @@ def main() -> int:
         prov = TEACHER_NOTE if t.get("teacher") else PROVENANCE.get(source, "see ../shared/data/SOURCES.md")
         secs = t.get("train_seconds") or t.get("seconds_this_run")
         wall = f"{secs / 60:.1f} min" if secs else "?"
+        if on_gpu(t):
+            wall += " on a GPU"
         if t.get("resumed_from_step") and t["resumed_from_step"] == t.get("steps_done"):
             wall = "see below"  # exported from a checkpoint made before times were recorded
         elif t.get("resumed_from_step"):
@@ -99,10 +109,17 @@ def main() -> int:
                     f"{s.macs_per_pixel} | {path.stat().st_size / 1024:.0f} KB | {prov} |")
     rows += ["", "Wall times are on a shared 2-core VM with no GPU (an AMD EPYC in some sessions, "
              "an Intel Xeon in others), often with other jobs running, and count every stretch "
-             "of a resumed run (older models: only the last one).",
-             "", "The paintings (`bash train/make_styles.sh paintings`) were trained two at a "
-             "time, one thread each, on 2026-12-03; their recipe and how it was found: "
-             "docs/paintings.md.",
+             "of a resumed run (older models: only the last one), except those marked 'on a "
+             "GPU'.",
+             "", "The paintings' recipe and how it was found: docs/paintings.md. Three "
+             "(composition-vii, grande-jatte, the-kiss) were trained by `bash "
+             "train/make_styles.sh paintings`, two at a time, one thread each, on 2026-12-03. "
+             "The seven marked 'on a GPU' were trained on 2026-12-04 by `bash "
+             "train/make_styles_gpu.sh` on a lent NVIDIA H200, all side by side, with 6x the "
+             "samples (batch 8, 2,000 steps); that machine could be sent only 64 MiB, so they "
+             "read a copy of ../shared/data/content with each photo shrunk to a 640-px long "
+             "side at JPEG quality 80 (the trainer takes them to 384 px anyway), and the loss "
+             "network's weights rounded to fp16 and back (its features moved by 0.1-0.25%).",
              "", "The cartoon has two stages (`bash train/make_styles.sh cartoon`). Its "
              "`--init-from engines/cartoon.onnx` is the previous bundled cartoon, stage 1: the "
              "`toon` network trained 11,500 steps at a 640-px long side (about 1 h 30 min to "
