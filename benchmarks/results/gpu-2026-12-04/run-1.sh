@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One lent-GPU session (2026-12-04): the paintings at their 640-px native side trained side by
+# One lent-GPU session (2026-12-04, against commit 4d8582c, whose make_styles_gpu.sh trained the
+# 640-px recipe, since replaced): the paintings at their 640-px native side trained side by
 # side (train/make_styles_gpu.sh), twice (a: the recipe, the paintings' targets at 1024 px;
 # b: at 614 px, as the 384-px recipe had them), the GPU checks meanwhile (benchmarks/gpu_check.sh
 # --no-bench), then the bench on a GPU that nothing else uses. Everything lands in $OUT.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The second lent-GPU call (2026-12-04): the 384-px recipe of train/paintings.txt with 4x
-# its CPU samples (c: all ten; d: style weight 3 for the three weakest). In $OUT: c.tgz, d.tgz,
+# The second lent-GPU call (2026-12-04, against commit fbb3007): the 384-px recipe of
+# train/paintings.txt with 6x its CPU samples (c: all ten; d: style weight 3 for the three weakest). In $OUT: c.tgz, d.tgz,
 # logs.tgz, run.log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
