@@ -421,6 +421,8 @@ def table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
 def series_colors(n: int) -> list[tuple[int, int, int]]:
     """`n` BGR colours, all different: hues spread around the circle, alternately darker,
     so neighbours in the legend differ in hue and in brightness."""
+    if n == 0:
+        return []
     hsv = np.array([[[int(180 * k / max(n, 1)), 255, 200 if k % 2 else 150]
                      for k in range(n)]], np.uint8)
     return [tuple(int(c) for c in bgr) for bgr in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0]]
@@ -541,7 +543,7 @@ def run_bench(backend_names: list[str], resolutions: list[str], frames: int, war
                                              **style_fields(style_),
                                              "scale": round(scale, 3), **e2e})
             backend.close()
-    if reference:
+    if reference and report["model"]:  # nothing to compare with when no backend ran
         for res in resolutions:
             bar.step(f"reference johnson {res}")
             ms = bench_reference(resolution_size(res), 1, max(2, frames // 20))
@@ -657,8 +659,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         names = a.backends.split(",")
     report = run_bench(names, resolutions, a.frames, a.warmup, a.seconds, a.reference, a.style)
-    if not report["model"] and not report["reference"]:
-        # every backend was skipped (the lines above say why): no numbers, no file
+    if not report["model"]:
+        # every backend asked for was skipped (the lines above say why): no numbers, no file
         raise backends.NoBackendError(f"no backend could run here ({', '.join(names)}); nothing was "
                              "measured and nothing was written. `livestyle doctor` says which "
                              "backends this machine has")

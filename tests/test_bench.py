@@ -132,11 +132,12 @@ def test_a_bench_where_no_backend_can_run_says_so_and_writes_nothing(tmp_path, s
     if has_cuda():
         pytest.skip("this machine has a CUDA GPU: torch-cuda would run")
     style = next(styles_dir.glob("*.onnx"))
-    r = _bench("--backends", "torch-cuda", *TINY[2:], "--resolutions", "480p",
-               "--style", str(style), cwd=tmp_path)
-    assert r.returncode == 2 and "no backend could run here (torch-cuda)" in r.stderr, r.stderr
-    assert "Traceback" not in r.stderr
-    assert not list(tmp_path.iterdir())
+    for reference in ([], ["--no-reference"]):  # the reference alone is no result either
+        r = _bench("--backends", "torch-cuda", *TINY[2:-1], *reference, "--resolutions", "480p",
+                   "--style", str(style), cwd=tmp_path)
+        assert r.returncode == 2 and "no backend could run here (torch-cuda)" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+        assert not list(tmp_path.iterdir())
 
 
 def test_resolutions_help_lists_names_and_wxh(tmp_path):

@@ -389,6 +389,8 @@ def test_cli_needs_exactly_one_of_style_image_and_teacher(content_dir, which):
     (["--style-image", str(STYLE), "--style-weights", "1,2"], "needs one number per style (1)"),
     (["--style-image", str(STYLE), "--style-weights", "x"], "comma-separated numbers, got 'x'"),
     (["--style-image", str(STYLE), "--style-weights", "-1"], "must be positive, got '-1'"),
+    (["--style-image", str(STYLE), "--max-minutes", "-1"], "--max-minutes must be 0 (no limit)"),
+    (["--style-image", str(STYLE), "--max-minutes", "nan"], "--max-minutes must be a finite"),
 ])
 def test_cli_bad_settings_are_one_line_errors(content_dir, tmp_path, capsys, flags, message):
     """Caught while building the config, not as a traceback from inside train()."""
@@ -558,7 +560,8 @@ def test_resume_may_extend_the_steps(content_dir, tmp_path):
 
 def test_max_minutes_stops_saves_and_exports_what_was_learned(content_dir, tmp_path, capsys):
     """A time limit shorter than one step: the run stops after its first step, keeps a
-    checkpoint of it, exports a model that records 1 step done, and --resume goes on."""
+    checkpoint of it, exports a model that records 1 step done; resuming must be told to
+    replace that model, then goes on to the end."""
     cfg = make_cfg(content_dir, tmp_path, steps=5, max_minutes=1e-6)
     model = train(cfg)
     assert "--max-minutes 1e-06 reached at step 1 of 5" in capsys.readouterr().err
@@ -566,9 +569,33 @@ def test_max_minutes_stops_saves_and_exports_what_was_learned(content_dir, tmp_p
     assert load_checkpoint(ckpt)["step"] == 1
     training = read_style(model).training
     assert training["steps_done"] == 1 and training["steps"] == 5
+    with pytest.raises(CheckpointError, match="--overwrite"):
+        train(make_cfg(content_dir, tmp_path, steps=5), resume=True)
+    assert read_style(model).training["steps_done"] == 1  # kept
     train(make_cfg(content_dir, tmp_path, steps=5), resume=True, overwrite=True)
     assert load_checkpoint(ckpt)["step"] == 5
     assert read_style(model).training["steps_done"] == 5
+
+
+def test_a_generous_max_minutes_trains_every_step(content_dir, tmp_path, capsys):
+    model = train(make_cfg(content_dir, tmp_path, steps=3, max_minutes=30))
+    assert read_style(model).training["steps_done"] == 3
+    assert "--max-minutes" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("elapsed_s, step, steps, late", [
+    (59.0, 3, 10, False),   # under the limit of 1 minute
+    (61.0, 3, 10, True),    # over it, steps left: stop
+    (61.0, 9, 10, False),   # over it on the last step: that is the end anyway
+    (3600.0, 0, 10, True),
+])
+def test_the_time_limit_is_in_minutes_of_this_run(content_dir, tmp_path, elapsed_s, step, steps,
+                                                   late):
+    cfg = make_cfg(content_dir, tmp_path, steps=steps, max_minutes=1)
+    start = time.perf_counter() - elapsed_s
+    assert loop._out_of_time(cfg, step, start, False, None) is late
+    off = make_cfg(content_dir, tmp_path, steps=steps, max_minutes=0)
+    assert loop._out_of_time(off, step, start, False, None) is False
 
 
 def test_resume_may_fine_tune_with_new_loss_weights(content_dir, tmp_path, capsys):

@@ -108,8 +108,8 @@ class TrainConfig:
     threads: int = _opt(0, "torch intra-op threads; 0: torch's default")
     max_minutes: float = _opt(0.0, "stop after this many minutes of training in this run, "
                                    "save a checkpoint and export what was learned (the model "
-                                   "records the steps it got; --resume with more time goes on); "
-                                   "0: train every --steps")
+                                   "records the steps it got; --resume --overwrite goes on and "
+                                   "replaces it); 0: train every --steps")
 
     def __post_init__(self):
         if (self.style_image is None) == (self.teacher is None):

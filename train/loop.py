@@ -260,10 +260,13 @@ def check_outputs(cfg: TrainConfig, resume: bool, overwrite: bool) -> list[str]:
     return notes
 
 
-def _out_of_time(cfg: TrainConfig, t_start: float, ddp: bool, device) -> bool:
-    """--max-minutes passed in this run; every rank of a distributed run agrees (the master's
-    clock decides)."""
-    if not cfg.max_minutes:
+def _out_of_time(cfg: TrainConfig, step: int, t_start: float, ddp: bool, device) -> bool:
+    """--max-minutes passed in this run, with steps left to train. A distributed run asks on
+    log steps only (its ranks must agree: the master's clock decides, at the price of a
+    device sync)."""
+    if not cfg.max_minutes or step + 1 >= cfg.steps:
+        return False
+    if ddp and step % cfg.log_every:
         return False
     late = time.perf_counter() - t_start > cfg.max_minutes * 60.0
     if not ddp:
@@ -486,7 +489,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                     d_opt.step()
 
                 steps_done = step + 1
-                out_of_time = _out_of_time(cfg, t_start, ddp, device)
+                out_of_time = _out_of_time(cfg, step, t_start, ddp, device)
                 if master:
                     if step % cfg.log_every == 0 or step == cfg.steps - 1 or out_of_time:
                         # .item() is a host-device sync point: only on log steps
@@ -508,7 +511,8 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                 if out_of_time:
                     if master:
                         print(f"\n--max-minutes {cfg.max_minutes:g} reached at step {steps_done} "
-                              f"of {cfg.steps}: exporting what was learned (--resume goes on)",
+                              f"of {cfg.steps}: exporting what was learned (the same command "
+                              "with --resume --overwrite goes on and replaces it)",
                               file=sys.stderr, flush=True)
                     break
         finally:

@@ -30,15 +30,14 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 #   at 614 px: the-scream at style weight 1.5 (0.359 where the brush network reached 0.403 at
 #   style weight 2.5) and udnie (0.417 against 0.498, one more face)
 #   (docs/paintings.md, "A wider trunk");
-# - with the 6x samples of train/make_styles_gpu.sh (a GPU), udnie and great-wave take style
-#   weight 3 (0.359 and 0.431 against 0.429 and 0.471 at their weights before); seven of the
-#   shipped paintings come from that script, composition-vii, grande-jatte and the-kiss from
-#   this one, which would now train udnie and great-wave at style weight 3 with fewer samples
-#   (untried: docs/paintings.md, "A lent GPU").
-mapfile -t PAINTINGS < <(grep -v '^#' train/paintings.txt | sed "s#|#|$S/#")
+# - seven of the shipped paintings come from train/make_styles_gpu.sh (a GPU: 6x the samples,
+#   and udnie and great-wave at style weight 3 there); composition-vii, grande-jatte and the-kiss
+#   from this script (docs/paintings.md, "A lent GPU").
+mapfile -t PAINTINGS < <(grep -Ev '^(#|[[:space:]]*$)' train/paintings.txt)
 painting() {  # one painting, "name|image|description[|settings]"; resumable; one thread
   local name image desc own
   IFS='|' read -r name image desc own <<<"$1"
+  image=$S/$image
   # shellcheck disable=SC2086  # $own is a list of settings
   python -m train --name "$name" --style-image "$image" --description "$desc" --crop 160 \
     --steps 650 --threads 1 "${COMMON[@]}" $own $(resume "$name")

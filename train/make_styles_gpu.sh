@@ -7,7 +7,7 @@
 # usage: bash train/make_styles_gpu.sh [NAME ...]        (no names: every painting)
 # environment (all optional):
 #   DATA     a folder holding content/ (photos) and styles/ (the paintings); ../shared/data
-#   OUT      where the models go; engines
+#   OUT      where the models go; runs/gpu/models (copy the ones you want into engines/)
 #   RUNS     checkpoints and sample grids; runs/gpu
 #   MINUTES  each trainer stops after this many minutes and exports what it learned
 #            (--max-minutes); 0: every step
@@ -19,7 +19,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data}
-OUT=${OUT:-engines}
+OUT=${OUT:-runs/gpu/models}
 RUNS=${RUNS:-runs/gpu}
 MINUTES=${MINUTES:-0}
 EXTRA=${EXTRA:-}
@@ -27,7 +27,10 @@ S=$DATA/styles
 COMMON=(--crop 160 --batch 8 --steps 2000 --threads 1 --content-dir "$DATA/content" --out-dir "$OUT"
         --sample-every 2000 --checkpoint-every 100 --log-every 50 --max-minutes "$MINUTES"
         --overwrite)
-mapfile -t PAINTINGS < <(grep -v '^#' train/paintings.txt | sed "s#|#|$S/#")
+mapfile -t PAINTINGS < <(grep -Ev '^(#|[[:space:]]*$)' train/paintings.txt)
+# with 6x the samples these did better at a higher style weight (docs/paintings.md, "A lent
+# GPU"); later settings win
+declare -A GPU_OWN=([udnie]="--style-weight 3" [great-wave]="--style-weight 3")
 known=$(printf '%s\n' "${PAINTINGS[@]}" | cut -d'|' -f1)
 for n in "$@"; do  # a misspelt name is an error, not a silent skip
   grep -qx -- "$n" <<<"$known" || { echo "unknown painting: $n (known: $(paste -sd' ' <<<"$known"))" >&2; exit 64; }
@@ -36,6 +39,8 @@ mkdir -p "$RUNS"
 pids=()
 for spec in "${PAINTINGS[@]}"; do
   IFS='|' read -r name image desc own <<<"$spec"
+  image=$S/$image
+  own="$own ${GPU_OWN[$name]:-}"
   if (($#)) && ! printf '%s\n' "$@" | grep -qx -- "$name"; then continue; fi
   resume=()
   [ -f "$RUNS/$name/checkpoint.pt" ] && resume=(--resume)
@@ -47,5 +52,17 @@ for spec in "${PAINTINGS[@]}"; do
 done
 failed=0
 for pid in "${pids[@]}"; do wait "$pid" || failed=$((failed + 1)); done
-echo "make_styles_gpu: ${#pids[@]} trainers, $failed failed"
+echo "make_styles_gpu: ${#pids[@]} trainers, $failed failed; models in $OUT"
+# a trainer stopped by MINUTES exported fewer steps than asked: say which
+"${PYTHON:-python3}" - "$OUT" <<'EOF'
+import sys
+from pathlib import Path
+
+from livestyle.styles import read_style
+
+for path in sorted(Path(sys.argv[1]).glob("*.onnx")):
+    t = read_style(path).training
+    if t.get("steps_done", t.get("steps")) < t.get("steps", 0):
+        print(f"  {path.name}: stopped at step {t['steps_done']} of {t['steps']} (MINUTES)")
+EOF
 exit "$failed"

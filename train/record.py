@@ -58,7 +58,8 @@ def command(training: dict) -> str:
     flags = [f"--name {training.get('name', '?')}"]
     for key, value in (LEGACY | training).items():
         if key in defaults and key not in unused | {"name", "description", "out_dir", "run_dir",
-                                                    "content_dir"} and value != defaults[key]:
+                                                    "content_dir", "max_minutes"} \
+                and value != defaults[key]:
             if key == "style_image":
                 value = "../shared/data/styles/" + Path(value).name
             flags.append(f"--{key.replace('_', '-')} {value}")
