@@ -661,9 +661,9 @@ def main(argv: list[str] | None = None) -> int:
     report = run_bench(names, resolutions, a.frames, a.warmup, a.seconds, a.reference, a.style)
     if not report["model"]:
         # every backend asked for was skipped (the lines above say why): no numbers, no file
-        raise backends.NoBackendError(f"no backend could run here ({', '.join(names)}); nothing was "
-                             "measured and nothing was written. `livestyle doctor` says which "
-                             "backends this machine has")
+        raise backends.NoBackendError(
+            f"no backend could run here ({', '.join(names)}); nothing was measured and nothing "
+            "was written. `livestyle doctor` says which backends this machine has")
     print(summary(report))
     write_atomic(out, json.dumps(report, indent=2))  # output_path made its folder
     plot(report, out.with_suffix(".png"))

@@ -55,11 +55,11 @@ def command(training: dict) -> str:
                     "adversarial_weight"})
     if training.get("teacher") and not training.get("content_weight"):
         unused |= {"style_taps", "content_blocks", "loss_net"}  # no loss network at all
+    # where it was written, and how long it was allowed to run, are not its recipe
+    unused |= {"name", "description", "out_dir", "run_dir", "content_dir", "max_minutes"}
     flags = [f"--name {training.get('name', '?')}"]
     for key, value in (LEGACY | training).items():
-        if key in defaults and key not in unused | {"name", "description", "out_dir", "run_dir",
-                                                    "content_dir", "max_minutes"} \
-                and value != defaults[key]:
+        if key in defaults and key not in unused and value != defaults[key]:
             if key == "style_image":
                 value = "../shared/data/styles/" + Path(value).name
             flags.append(f"--{key.replace('_', '-')} {value}")
