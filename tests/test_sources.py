@@ -97,20 +97,22 @@ def silent_server():
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
+    listener.settimeout(0.2)  # here, not in the thread: a quick test could close it first
     held: list[socket.socket] = []
     stop = threading.Event()
 
     def accept():
-        listener.settimeout(0.2)
         while not stop.is_set():
             try:
                 held.append(listener.accept()[0])
             except OSError:
                 continue
 
-    threading.Thread(target=accept, daemon=True).start()
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
     yield f"http://127.0.0.1:{listener.getsockname()[1]}", held
     stop.set()
+    thread.join()  # before the listener closes under it
     for c in held:
         c.close()
     listener.close()
