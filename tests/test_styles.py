@@ -210,17 +210,10 @@ def test_every_bundled_style_rebuilds_in_pytorch_as_onnx_runtime_runs_it(path):
     the generator no longer knows (seven paintings briefly carried one) would refuse to load
     there while ONNX Runtime and OpenVINO ran the file fine."""
     import numpy as np
-    import onnxruntime as ort
-    import torch
 
-    from livestyle.backends.torch import generator_weights
-    from livestyle.generator import Generator, PixelWrapper
+    from livestyle import backends
 
-    cfg, weights = generator_weights(path)
-    net = Generator(cfg).eval()
-    net.load_state_dict(weights)
-    frame = np.random.default_rng(0).integers(0, 256, (1, 48, 64, 3), dtype=np.uint8)
-    with torch.no_grad():
-        ours = PixelWrapper(net)(torch.from_numpy(frame)).numpy()
-    theirs = ort.InferenceSession(str(path)).run(None, {"frame": frame})[0]
-    assert np.abs(ours.astype(int) - theirs).max() <= 2
+    frame = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    with backends.create("torch", path) as ours, backends.create("onnxruntime", path) as theirs:
+        a, b = ours.infer(frame), theirs.infer(frame)
+    assert np.abs(a.astype(int) - b).max() <= 2

@@ -496,18 +496,18 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                         values = {"loss": total.item(), **{k: v.item() for k, v in logs.items()}}
                         history.append({"step": step, **values})
                         progress.update(step, values)
-                    done = step + 1
-                    last = done == cfg.steps or out_of_time
-                    if done % cfg.checkpoint_every == 0 or last or stop.raised:
-                        save_checkpoint(done)
-                    if done % cfg.sample_every == 0 or last:
-                        save_grid(shown.eval(), photos, teacher, run_dir / f"samples_{done:06d}.png")
+                    last = steps_done == cfg.steps or out_of_time
+                    if steps_done % cfg.checkpoint_every == 0 or last or stop.raised:
+                        save_checkpoint(steps_done)
+                    if steps_done % cfg.sample_every == 0 or last:
+                        save_grid(shown.eval(), photos, teacher,
+                                  run_dir / f"samples_{steps_done:06d}.png")
                         generator.train()
                     if stop.raised:
                         progress.close()
                         raise TrainingInterrupted(
-                            f"interrupted: step {done} of {cfg.steps} saved to {ckpt_path}; continue "
-                            "with the same command and --resume")
+                            f"interrupted: step {steps_done} of {cfg.steps} saved to {ckpt_path}; "
+                            "continue with the same command and --resume")
                 if out_of_time:
                     if master:
                         print(f"\n--max-minutes {cfg.max_minutes:g} reached at step {steps_done} "

@@ -66,13 +66,6 @@ def command(training: dict) -> str:
     return "`python -m train " + " ".join(flags) + "`"
 
 
-def on_gpu(training: dict) -> bool:
-    """Trained on a GPU: the trainer records its device; the models trained on 2026-12-04,
-    before it did, are known by the photo copy sent to that GPU (.gpu/content)."""
-    return (training.get("device", "").startswith("cuda")
-            or training.get("content_dir") == ".gpu/content")
-
-
 def main() -> int:
     rows = ["# Bundled styles", "",
             "Made by our trainer (`train/`) with `train/make_styles.sh` or, on a GPU, "
@@ -91,7 +84,7 @@ def main() -> int:
         prov = TEACHER_NOTE if t.get("teacher") else PROVENANCE.get(source, "see ../shared/data/SOURCES.md")
         secs = t.get("train_seconds") or t.get("seconds_this_run")
         wall = f"{secs / 60:.1f} min" if secs else "?"
-        if on_gpu(t):
+        if t.get("device", "").startswith("cuda"):  # recorded by the trainer
             wall += " on a GPU"
         if t.get("resumed_from_step") and t["resumed_from_step"] == t.get("steps_done"):
             wall = "see below"  # exported from a checkpoint made before times were recorded
