@@ -83,3 +83,43 @@ def test_measure_counts_faces_kept_and_lost():
     assert (kept, n) == (len(found), len(found))
     blurred = cv2.GaussianBlur(photo, (0, 0), 25)
     assert lookmeter.faces_kept(photo, blurred) == (0, len(found))
+
+
+def _needs_haar_and_photos():
+    if not hasattr(cv2, "CascadeClassifier"):
+        pytest.skip("this OpenCV has no Haar cascades (OpenCV 5 moved them to "
+                    "opencv-contrib-python-headless)")
+    if not FACE.is_file():
+        pytest.skip(f"shared held-out photos missing: {FACE.parent}")
+
+
+def test_the_labelled_faces_are_the_detectors_boxes_on_the_held_out_frames():
+    """train/heldout_faces.json splits what the detector finds in the held-out photos, framed
+    as train.evaluate frames them, into faces and false positives: together they must be
+    exactly its boxes, or the labels are stale (another framing, another detector)."""
+    _needs_haar_and_photos()
+    import json
+
+    from train.evaluate import face_photos
+
+    labels = json.loads(lookmeter.HELDOUT_FACES.read_text())
+    photos = face_photos()
+    assert sum(len(b) for b in labels["faces"].values()) == 57
+    for name in set(labels["faces"]) | set(labels["not_faces"]):
+        frame = photos.get(name)
+        if frame is None:  # only false positives in it
+            from train.evaluate import camera_frame
+            frame = camera_frame(FACE.parent / name)
+        boxes = labels["faces"].get(name, []) + labels["not_faces"].get(name, [])
+        assert sorted(map(list, lookmeter.faces(frame))) == sorted(boxes), name
+
+
+def test_real_faces_kept_counts_a_face_painted_over_as_lost():
+    _needs_haar_and_photos()
+    from train.evaluate import face_photos
+
+    photos = dict(list(face_photos().items())[:3])
+    n = sum(len(lookmeter.labelled_faces()[k]) for k in photos)
+    assert lookmeter.real_faces_kept(lambda f: f, photos) == (n, n, [])
+    grey = lambda f: np.full_like(f, 128)  # noqa: E731
+    assert lookmeter.real_faces_kept(grey, photos) == (0, n, list(photos))

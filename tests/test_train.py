@@ -667,6 +667,32 @@ def test_size_norm_is_the_plain_mean_and_energy_divides_by_the_target():
     assert torch.allclose(losses.content_loss([f], [t], norm="size"), (f - t).pow(2).mean())
 
 
+def _skin_and_sky() -> torch.Tensor:
+    """One 1x3x64x128 RGB image: a skin-coloured left half, a sky-blue right half."""
+    x = torch.empty(1, 3, 64, 128)
+    x[:, :, :, :64] = torch.tensor([0.85, 0.62, 0.50]).view(1, 3, 1, 1)
+    x[:, :, :, 64:] = torch.tensor([0.35, 0.55, 0.90]).view(1, 3, 1, 1)
+    return x
+
+
+def test_the_skin_mask_covers_skin_colours_and_not_the_sky():
+    m = losses.skin_mask(_skin_and_sky())
+    assert m[..., 8:-8, 8:56].min() > 0.8 and m[..., 8:-8, 72:120].max() < 0.05
+
+
+def test_the_skin_term_costs_strokes_over_skin_and_not_over_sky():
+    x = _skin_and_sky()
+    stripes = (torch.arange(128) % 4 < 2).float().view(1, 1, 1, 128) * 0.3
+    over_skin, over_sky = x.clone(), x.clone()
+    over_skin[..., :64] += stripes[..., :64]
+    over_sky[..., 64:] += stripes[..., 64:]
+    assert losses.skin_shading_loss(x, x) == 0
+    assert losses.skin_shading_loss(over_skin, x) > 20 * losses.skin_shading_loss(over_sky, x)
+    recoloured = x.clone()
+    recoloured[:, 2] += 0.1  # colour over skin is free: only light and shade count
+    assert losses.skin_shading_loss(recoloured, x) < 1e-6
+
+
 @pytest.mark.parametrize("flag, value, message", [
     ("loss_norm", "l2", "--loss-norm must be 'size' or 'energy'"),
     ("style_taps", "stem,conv9", "--style-taps takes 'stem' and block numbers"),

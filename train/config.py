@@ -19,7 +19,7 @@ def _opt(default, help: str):
 # the loss weights: each 0 (off) or more
 LOSS_WEIGHT_FIELDS = ("style_weight", "content_weight", "line_weight", "base_weight",
                       "tv_weight", "stability_weight", "l1_weight", "l2_weight", "edge_weight",
-                      "adversarial_weight")
+                      "adversarial_weight", "skin_weight")
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,9 @@ class TrainConfig:
     tv_weight: float = _opt(0.0, "total-variation weight: smooths the output, and flattens a "
                                  "painting's strokes into a tint (0.2 cost starry-night 0.044 "
                                  "of style ratio, docs/paintings.md)")
+    skin_weight: float = _opt(0.0, "perceptual mode: where the photo shows skin colours, the "
+                                   "output's light and shade must follow the photo's (faces keep "
+                                   "their features under the strokes); 0: off")
     stability_weight: float = _opt(0.0, "temporal stability: a perturbed copy of the input must "
                                         "give the same output (paintings need none: `livestyle "
                                         "run --steady` keeps still video still, and the loss "

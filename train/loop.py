@@ -454,6 +454,8 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                     logs["content"] = cfg.content_weight * losses.content_loss(
                         y_feats_content, x_content, norm=cfg.loss_norm)
                     logs["tv"] = cfg.tv_weight * losses.tv_loss(y)
+                    if cfg.skin_weight > 0:
+                        logs["skin"] = cfg.skin_weight * losses.skin_shading_loss(y, x)
                 else:
                     target = target.to(device)
                     if toon:  # the teacher's layers: result, flat colours, ink coverage
