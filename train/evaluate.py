@@ -310,7 +310,7 @@ def markdown(rows: list[dict]) -> str:
              "|---" * (10 + len(clip_names)) + "|"]
     for r in rows:
         faces = f"{r['faces_kept']}/{r['faces_found']}" if "faces_found" in r else ""
-        real = (f"{r['real_faces_kept']}/{r['real_faces']} ({r['real_faces_kept'] / r['real_faces']:.0%})"
+        real = (f"{r['real_faces_kept']}/{r['real_faces']} ({r['real_faces_kept'] / r['real_faces']:.1%})"
                 if r.get("real_faces") else "")
         cells = [r["style"], r.get("style_ratio", ""), r.get("scene", ""), faces, real,
                  r.get("psnr_vs_teacher", ""), r.get("ssim_vs_teacher", ""),
