@@ -641,6 +641,24 @@ def test_init_from_starts_where_an_exported_style_is(tmp_path):
         loop.init_from(Generator(SIZES["toon"]), str(tmp_path / "junk.onnx"))
 
 
+def test_a_student_learns_to_draw_what_its_master_draws(perceptual_run, content_dir, tmp_path):
+    """--distill-from: with no other loss, the student's output moves towards the master's
+    (an exported style of another network) on the training crops."""
+    _, _, master_path = perceptual_run
+    cfg = make_cfg(content_dir, tmp_path, name="student", size="fast", steps=40, lr=0.005,
+                   style_weight=0.0, content_weight=0.0, distill_from=str(master_path))
+    train(cfg, export=False)
+    hist = load_checkpoint(Path(cfg.run_dir) / "student" / "checkpoint.pt")["history"]
+    first = np.mean([h["distill"] for h in hist[:5]])
+    last = np.mean([h["distill"] for h in hist[-5:]])
+    assert last < 0.6 * first, (first, last)
+    with pytest.raises(ValueError, match="--distill-from: no such model"):
+        make_cfg(content_dir, tmp_path, distill_from=str(tmp_path / "none.onnx"))
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(CheckpointError, match="not a livestyle style"):
+        loop.load_master(str(tmp_path / "junk.onnx"), "cpu")
+
+
 def test_style_weights_weigh_each_painting_by_its_multiplier():
     torch.manual_seed(0)
     feats = [torch.rand(4, 3, 5, 5), torch.rand(4, 6, 3, 3)]

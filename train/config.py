@@ -19,7 +19,7 @@ def _opt(default, help: str):
 # the loss weights: each 0 (off) or more
 LOSS_WEIGHT_FIELDS = ("style_weight", "content_weight", "line_weight", "base_weight",
                       "tv_weight", "stability_weight", "l1_weight", "l2_weight", "edge_weight",
-                      "adversarial_weight", "skin_weight")
+                      "adversarial_weight", "skin_weight", "distill_weight")
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,11 @@ class TrainConfig:
     init_from: str = _opt("", "start from the weights of an exported style (.onnx, e.g. a "
                               "bundled one, with the --size it was made with) instead of "
                               "random ones")
+    distill_from: str = _opt("", "perceptual mode: an exported style (.onnx) of the same "
+                                 "painting, typically a heavier network (--size johnson), whose "
+                                 "output on every crop the generator also learns to match "
+                                 "(pixel L1 plus gradients): a real-time student of a slow master")
+    distill_weight: float = _opt(1.0, "with --distill-from: weight of matching the master's output")
     loss_net: str = _opt("efficientnet-lite0", "loss network: efficientnet-lite0 or a path to "
                                                "a torchvision-layout VGG16/19 .pth")
     # bookkeeping
@@ -125,6 +130,11 @@ class TrainConfig:
                              f"names, got {len(self.names)}")
         if self.init_from and not Path(self.init_from).is_file():
             raise ValueError(f"--init-from: no such model: {self.init_from}")
+        if self.distill_from and not Path(self.distill_from).is_file():
+            raise ValueError(f"--distill-from: no such model: {self.distill_from}")
+        if self.distill_from and self.teacher is not None:
+            raise ValueError("--distill-from is for a painting (--style-image); a teacher style "
+                             "already learns from its teacher")
         if self.style_weights and len(self.style_multipliers) != len(self.names):
             raise ValueError(f"--style-weights needs one number per style ({len(self.names)}), "
                              f"got {self.style_weights!r}")

@@ -39,7 +39,8 @@ SAMPLE_SIDE = 256
 # the new schedule from the step reached); new loss weights fine-tune it (a stronger style for
 # the weakest paintings, a squared-error finish for a teacher); the rest is bookkeeping
 LOSS_WEIGHTS = {"style_weight", "style_weights", "content_weight", "line_weight", "base_weight",
-                "tv_weight", "stability_weight", "l1_weight", "l2_weight", "edge_weight"}
+                "tv_weight", "stability_weight", "l1_weight", "l2_weight", "edge_weight",
+                "skin_weight", "distill_weight"}
 RESUMABLE = {"steps", "stability_steps", "run_dir", "log_every", "sample_every",
              "checkpoint_every", "threads", "out_dir", "description", "init_from",
              "ema", "native_side", "max_minutes"} | LOSS_WEIGHTS
@@ -103,6 +104,22 @@ def init_from(generator: Generator, model_path: str, log=None) -> None:
     generator.load_state_dict(weights)
     if log:
         log(f"starting from the weights of {model_path}")
+
+
+def load_master(model_path: str, device) -> Generator:
+    """The frozen network of an exported style, for --distill-from."""
+    from livestyle.backends.torch import generator_weights
+
+    try:
+        cfg, weights = generator_weights(model_path)
+    except Exception as e:  # noqa: BLE001 - onnx raises its own types for a damaged file
+        raise CheckpointError(f"--distill-from {model_path}: not a livestyle style ({e})") from None
+    if cfg.n_styles != 1:
+        raise CheckpointError(f"--distill-from {model_path}: a multi-style network; export one "
+                              "style per file")
+    net = Generator(cfg)
+    net.load_state_dict(weights)
+    return net.eval().requires_grad_(False).to(device)
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -324,6 +341,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
             init_from(generator, cfg.init_from,
                       log=(lambda m: print(m, file=sys.stderr)) if master else None)
         generator = generator.to(device)
+        distill = load_master(cfg.distill_from, device) if cfg.distill_from else None
         toon = gen_cfg.head == "toon"
         critic = losses.PatchDiscriminator().to(device) if (
             teacher is not None and cfg.adversarial_weight > 0) else None
@@ -454,6 +472,11 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                     logs["content"] = cfg.content_weight * losses.content_loss(
                         y_feats_content, x_content, norm=cfg.loss_norm)
                     logs["tv"] = cfg.tv_weight * losses.tv_loss(y)
+                    if distill is not None:
+                        with torch.no_grad():
+                            master_y = distill(x)
+                        logs["distill"] = cfg.distill_weight * (
+                            (y - master_y).abs().mean() * 10.0 + losses.gradient_l1(y, master_y))
                     if cfg.skin_weight > 0:
                         logs["skin"] = cfg.skin_weight * losses.skin_shading_loss(y, x)
                 else:
