@@ -80,19 +80,18 @@ def gradient_l1(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((dx(y) - dx(target)).abs().mean() + (dy(y) - dy(target)).abs().mean()) * 10.0
 
 
+def luma(x: torch.Tensor) -> torch.Tensor:
+    return 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+
+
 def skin_mask(x: torch.Tensor) -> torch.Tensor:
     """Soft mask (N,1,H,W) of skin-coloured pixels of RGB [0,1] images: Cr 133-173, Cb 77-127
     of 255 (the classic YCrCb box of Chai and Ngan 1999), with soft edges, blurred by 5 px."""
-    r, g, b = x[:, :1], x[:, 1:2], x[:, 2:3]
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    cr, cb = (r - y) * 0.713 * 255 + 128, (b - y) * 0.564 * 255 + 128
+    y = luma(x)
+    cr, cb = (x[:, :1] - y) * 0.713 * 255 + 128, (x[:, 2:3] - y) * 0.564 * 255 + 128
     inside = lambda v, lo, hi: torch.sigmoid((v - lo) / 2) * torch.sigmoid((hi - v) / 2)  # noqa: E731
     m = inside(cr, 133, 173) * inside(cb, 77, 127) * torch.sigmoid((y * 255 - 40) / 8)
     return F.avg_pool2d(m, 5, 1, 2, count_include_pad=False)
-
-
-def luma(x: torch.Tensor) -> torch.Tensor:
-    return 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
 
 
 def skin_shading_loss(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
