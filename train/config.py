@@ -49,8 +49,9 @@ class TrainConfig:
     crop: int = _opt(160, "training crop side in pixels (a multiple of 4)")
     scale_jitter: float = _opt(1.25, "crops span 1 to this many crop sides before resizing")
     batch: int = _opt(4, "crops per step")
-    style_side: int = _opt(384, "the painting is resized to this long side for its targets: "
-                                "smaller gives larger strokes")
+    style_side: int = _opt(614, "the painting is resized to this long side for its targets: "
+                                "smaller gives larger strokes (614 gave a lower style ratio "
+                                "than 384 for 10 of 12 paintings tried: docs/paintings.md)")
     # optimisation
     steps: int = _opt(650, "training steps")
     lr: float = _opt(1e-3, "Adam learning rate at the start")
