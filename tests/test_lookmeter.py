@@ -70,12 +70,16 @@ def test_a_colour_cast_is_not_a_painting(look):
     assert look.style_ratio(photo, strokes) < look.style_ratio(photo, tint)
 
 
-def test_measure_counts_faces_kept_and_lost():
+def _needs_haar_and_photos():
     if not hasattr(cv2, "CascadeClassifier"):
         pytest.skip("this OpenCV has no Haar cascades (OpenCV 5 moved them to "
                     "opencv-contrib-python-headless)")
     if not FACE.is_file():
-        pytest.skip(f"shared face photo missing: {FACE}")
+        pytest.skip(f"shared held-out photos missing: {FACE.parent}")
+
+
+def test_measure_counts_faces_kept_and_lost():
+    _needs_haar_and_photos()
     photo = cv2.imread(str(FACE))
     found = lookmeter.faces(photo)
     assert found, "the detector should find the face in kodim04"
@@ -83,14 +87,6 @@ def test_measure_counts_faces_kept_and_lost():
     assert (kept, n) == (len(found), len(found))
     blurred = cv2.GaussianBlur(photo, (0, 0), 25)
     assert lookmeter.faces_kept(photo, blurred) == (0, len(found))
-
-
-def _needs_haar_and_photos():
-    if not hasattr(cv2, "CascadeClassifier"):
-        pytest.skip("this OpenCV has no Haar cascades (OpenCV 5 moved them to "
-                    "opencv-contrib-python-headless)")
-    if not FACE.is_file():
-        pytest.skip(f"shared held-out photos missing: {FACE.parent}")
 
 
 def test_the_labelled_faces_are_the_detectors_boxes_on_the_held_out_frames():
