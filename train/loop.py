@@ -108,18 +108,16 @@ def init_from(generator: Generator, model_path: str, log=None) -> None:
 
 def load_master(model_path: str, device) -> Generator:
     """The frozen network of an exported style, for --distill-from."""
-    from livestyle.backends.torch import generator_weights
+    from livestyle.backends.torch import load_generator
 
     try:
-        cfg, weights = generator_weights(model_path)
+        net = load_generator(model_path)
     except Exception as e:  # noqa: BLE001 - onnx raises its own types for a damaged file
         raise CheckpointError(f"--distill-from {model_path}: not a livestyle style ({e})") from None
-    if cfg.n_styles != 1:
+    if net.cfg.n_styles != 1:
         raise CheckpointError(f"--distill-from {model_path}: a multi-style network; export one "
                               "style per file")
-    net = Generator(cfg)
-    net.load_state_dict(weights)
-    return net.eval().requires_grad_(False).to(device)
+    return net.requires_grad_(False).to(device)
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:

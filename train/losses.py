@@ -101,9 +101,10 @@ def skin_shading_loss(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     quarter resolution: strokes drawn across a face (texture the photo lacks) and features
     washed out of it (eyes, nose and mouth the photo has) both cost; colour is free. Averaged
     over all pixels, so a crop without skin adds nothing. x10 like the pixel L1."""
+    full = (luma(y), luma(x), skin_mask(x))
     total = 0.0
     for k in (1, 4):
-        a, b, w = (F.avg_pool2d(t, k) for t in (luma(y), luma(x), skin_mask(x)))
+        a, b, w = (F.avg_pool2d(t, k) for t in full)
         dx = (a[..., :, 1:] - a[..., :, :-1]) - (b[..., :, 1:] - b[..., :, :-1])
         dy = (a[..., 1:, :] - a[..., :-1, :]) - (b[..., 1:, :] - b[..., :-1, :])
         total = total + (w[..., :, 1:] * dx.abs()).mean() + (w[..., 1:, :] * dy.abs()).mean()

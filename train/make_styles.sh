@@ -30,10 +30,10 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 #   at 614 px: the-scream at style weight 1.5 (0.359 where the brush network reached 0.403 at
 #   style weight 2.5) and udnie (0.417 against 0.498, one more face)
 #   (docs/paintings.md, "A wider trunk");
-# - seven of the shipped paintings come from train/make_styles_gpu.sh (a GPU: 6x the samples,
-#   and udnie and great-wave at style weight 3 there), composition-vii from its model
-#   fine-tuned at style weight 3 (engines/README.md), grande-jatte and the-kiss from this
-#   script (docs/paintings.md, "A lent GPU").
+# - five of the shipped paintings come from train/make_styles_gpu.sh (a GPU: 6x the samples,
+#   and udnie and great-wave at style weight 3 there); composition-vii, impression-sunrise
+#   and shipwreck from their GPU models fine-tuned on the CPU (engines/README.md gives each
+#   command), grande-jatte and the-kiss from this script (docs/paintings.md, "A lent GPU").
 mapfile -t PAINTINGS < <(grep -Ev '^(#|[[:space:]]*$)' train/paintings.txt)
 painting() {  # one painting, "name|image|description[|settings]"; resumable; one thread
   local name image desc own
