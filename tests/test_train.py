@@ -26,9 +26,10 @@ import torch
 from livestyle.generator import SIZES, Generator, PixelWrapper
 from livestyle.metrics import psnr
 from livestyle.styles import read_style
-from train import ink, losses, loop
+from train import faces, ink, losses, loop
 from train.__main__ import main as train_main
 from train.config import TrainConfig
+from train.data import CropSampler, is_holdout
 from train.export import export_onnx
 from train.loop import CheckpointError, load_checkpoint, save_atomic, save_grid, train
 
@@ -709,6 +710,68 @@ def test_the_skin_term_costs_strokes_over_skin_and_not_over_sky():
     recoloured = x.clone()
     recoloured[:, 2] += 0.1  # colour over skin is free: only light and shade count
     assert losses.skin_shading_loss(recoloured, x) < 1e-6
+
+
+def test_the_face_map_fills_each_faces_ellipse_and_nothing_else():
+    m = faces.face_map(100, 200, [(0.25, 0.2, 0.25, 0.5)])  # a face 50 px wide, 50 tall
+    assert m.shape == (100, 200) and m.dtype == np.uint8
+    assert m[42, 75] == 255  # the middle of the face
+    assert m[:, 120:].max() == 0 and m[:, :30].max() == 0 and m[90:].max() == 0
+    assert faces.face_map(100, 200, []).max() == 0
+
+
+def test_every_crop_carries_its_face_map_at_the_same_place(tmp_path):
+    """Photos that show their own face map: the crop of the photo and the crop of the map
+    must agree after the random cut, scale and flip (a map flipped or cut elsewhere does not)."""
+    boxes = {f"p{i}.png": [(0.1 + 0.2 * i, 0.2, 0.3, 0.4)] for i in range(3)}
+    for name, b in boxes.items():
+        grey = faces.face_map(120, 160, b)
+        cv2.imwrite(str(tmp_path / name), np.dstack([grey] * 3))
+    sampler = CropSampler(tmp_path, crop=48, faces=boxes)
+    x, target, face = sampler.sample(np.random.default_rng(0), 16)
+    assert target is None and face.shape == (16, 1, 48, 48)
+    assert face.sum() > 0.05 * face.numel()  # faces were cut, not only background
+    err = (x[:, :1] - face).abs().mean()  # the maps differ a little: drawn at two sizes
+    assert err < 0.02
+    assert (x[:, :1] - face.flip(-1)).abs().mean() > 5 * err
+    assert (x[:, :1] - face.roll(4, -1)).abs().mean() > 5 * err  # 4 px off
+    assert CropSampler(tmp_path, crop=48).sample(np.random.default_rng(0), 2)[2] is None
+
+
+def test_the_face_term_costs_strokes_inside_the_face_only():
+    x = torch.full((1, 3, 64, 128), 0.5)
+    where = torch.zeros(1, 1, 64, 128)
+    where[..., :64] = 1.0
+    stripes = (torch.arange(128) % 4 < 2).float().view(1, 1, 1, 128) * 0.3
+    over_face, over_wall = x.clone(), x.clone()
+    over_face[..., :60] += stripes[..., :60]
+    over_wall[..., 68:] += stripes[..., 68:]
+    assert losses.shading_loss(x, x, where) == 0
+    assert losses.shading_loss(over_face, x, where) > 0.5
+    assert losses.shading_loss(over_wall, x, where) == 0
+
+
+def test_the_face_boxes_list_training_photos_only():
+    """train/content_faces.json: no held-out photo (the look meter's) may teach faces."""
+    boxes = faces.load_boxes()
+    assert len(boxes) > 100
+    assert not [name for name in boxes if is_holdout(Path(name))]
+    assert all(0 <= x and 0 <= y and x + w <= 1.0001 and y + h <= 1.0001 and w > 0 and h > 0
+               for bs in boxes.values() for x, y, w, h in bs)
+
+
+def test_face_weight_trains_on_the_listed_faces_and_refuses_a_folder_without_any(
+        content_dir, tmp_path):
+    cfg = make_cfg(content_dir, tmp_path, name="faces", size="fast", steps=3, face_weight=1.0)
+    assert faces.load_boxes().keys() & {p.name for p in content_dir.iterdir()}
+    train(cfg, export=False)
+    hist = load_checkpoint(Path(cfg.run_dir) / "faces" / "checkpoint.pt")["history"]
+    assert all("face" in h for h in hist) and max(h["face"] for h in hist) > 0
+    unknown = tmp_path / "unknown"
+    unknown.mkdir()
+    cv2.imwrite(str(unknown / "me.png"), np.full((64, 64, 3), 128, np.uint8))
+    with pytest.raises(ValueError, match="python -m train.faces --content-dir"):
+        train(make_cfg(unknown, tmp_path, name="nofaces", steps=2, face_weight=1.0), export=False)
 
 
 @pytest.mark.parametrize("flag, value, message", [

@@ -19,7 +19,7 @@ def _opt(default, help: str):
 # the loss weights: each 0 (off) or more
 LOSS_WEIGHT_FIELDS = ("style_weight", "content_weight", "line_weight", "base_weight",
                       "tv_weight", "stability_weight", "l1_weight", "l2_weight", "edge_weight",
-                      "adversarial_weight", "skin_weight", "distill_weight")
+                      "adversarial_weight", "skin_weight", "face_weight", "distill_weight")
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,10 @@ class TrainConfig:
     skin_weight: float = _opt(0.0, "perceptual mode: where the photo shows skin colours, the "
                                    "output's light and shade must follow the photo's (faces keep "
                                    "their features under the strokes); 0: off")
+    face_weight: float = _opt(0.0, "perceptual mode: inside the faces of train/content_faces.json "
+                                   "(found by `python -m train.faces`), the output's light and "
+                                   "shade must follow the photo's; unlike --skin-weight, walls "
+                                   "and wood stay free; 0: off")
     stability_weight: float = _opt(0.0, "temporal stability: a perturbed copy of the input must "
                                         "give the same output (paintings need none: `livestyle "
                                         "run --steady` keeps still video still, and the loss "

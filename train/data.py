@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 import torch
 
+from .faces import face_map
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -87,14 +89,17 @@ class CropSampler:
     """Random crops (with random scale and flips) from a preloaded image folder."""
 
     def __init__(self, folder: str | Path, crop: int, teacher: Callable | None = None,
-                 long_side: int = 0, jitter: float = 1.5, progress: Callable | None = None):
+                 long_side: int = 0, jitter: float = 1.5, progress: Callable | None = None,
+                 faces: dict | None = None):
         """`long_side`: photos are resized to it (0: to a short side of 1.5 crops). A teacher
         with `parts` (the cartoon) also yields its layers: targets then have 7 channels,
-        RGB result, RGB flat colours, ink coverage. `progress(done, total)` is called as the
-        photos (and the teacher's targets) are prepared."""
+        RGB result, RGB flat colours, ink coverage. `faces` (photo name -> boxes, as
+        train/faces.py's load_boxes gives) adds a face map to every crop. `progress(done,
+        total)` is called as the photos (and the teacher's targets) are prepared."""
         self.crop, self.jitter = crop, jitter
         self.images: list[np.ndarray] = []
         self.targets: list[np.ndarray] = []
+        self.faces: list[np.ndarray] | None = [] if faces is not None else None
         paths = split_images(folder)[0]
         parts = getattr(teacher, "parts", None)
         self.skipped: list[tuple[Path, str]] = []  # (photo, why) for each unusable file
@@ -110,6 +115,8 @@ class CropSampler:
             rgb = cv2.resize(rgb, None, fx=s, fy=s,
                              interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
             self.images.append(rgb)
+            if self.faces is not None:
+                self.faces.append(face_map(*rgb.shape[:2], faces.get(path.name, []))[..., None])
             bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)  # teachers speak OpenCV's BGR
             if parts is not None:
                 flat, cover = parts(bgr)
@@ -128,8 +135,9 @@ class CropSampler:
         return len(self.images)
 
     def sample(self, rng: np.random.Generator, batch: int):
-        """(content, target) float NCHW batches; target is None without a teacher."""
-        xs, ys = [], []
+        """(content, target, faces) float NCHW batches; target is None without a teacher,
+        faces (N,1,H,W in [0,1]) without face boxes."""
+        xs, ys, fs = [], [], []
         for _ in range(batch):
             i = int(rng.integers(len(self.images)))
             img = self.images[i]
@@ -137,12 +145,13 @@ class CropSampler:
             side = min(h, w, int(self.crop * rng.uniform(1.0, self.jitter)))
             y0, x0 = int(rng.integers(h - side + 1)), int(rng.integers(w - side + 1))
             flip = bool(rng.integers(2))
-            pair = [img] + ([self.targets[i]] if self.targets else [])
-            for src, dst in zip(pair, (xs, ys)):
+            layers = [(img, xs)] + ([(self.targets[i], ys)] if self.targets else []) \
+                + ([(self.faces[i], fs)] if self.faces is not None else [])
+            for src, dst in layers:
                 c = src[y0:y0 + side, x0:x0 + side]
                 if side != self.crop:  # OpenCV resizes at most 4 channels at a time
                     c = np.dstack([cv2.resize(c[..., i:i + 3], (self.crop, self.crop),
                                               interpolation=cv2.INTER_AREA)
                                    for i in range(0, c.shape[2], 3)])
                 dst.append(c[:, ::-1] if flip else c)
-        return to_tensor(np.stack(xs)), (to_tensor(np.stack(ys)) if ys else None)
+        return tuple(to_tensor(np.stack(b)) if b else None for b in (xs, ys, fs))

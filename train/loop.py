@@ -26,7 +26,7 @@ import torch.distributed as dist
 from livestyle.atomic import OutputBusy, OutputClaim, atomic_open, write_atomic
 from livestyle.generator import SIZES, Generator
 from livestyle.styles import native_side
-from . import ink, losses
+from . import faces, ink, losses
 from .config import LEGACY, TrainConfig
 from .data import CropSampler, read_rgb, split_images, to_tensor
 from .export import export_onnx
@@ -40,7 +40,7 @@ SAMPLE_SIDE = 256
 # the weakest paintings, a squared-error finish for a teacher); the rest is bookkeeping
 LOSS_WEIGHTS = {"style_weight", "style_weights", "content_weight", "line_weight", "base_weight",
                 "tv_weight", "stability_weight", "l1_weight", "l2_weight", "edge_weight",
-                "skin_weight", "distill_weight"}
+                "skin_weight", "face_weight", "distill_weight"}
 RESUMABLE = {"steps", "stability_steps", "run_dir", "log_every", "sample_every",
              "checkpoint_every", "threads", "out_dir", "description", "init_from",
              "ema", "native_side", "max_minutes"} | LOSS_WEIGHTS
@@ -118,6 +118,18 @@ def load_master(model_path: str, device) -> Generator:
         raise CheckpointError(f"--distill-from {model_path}: a multi-style network; export one "
                               "style per file")
     return net.requires_grad_(False).to(device)
+
+
+def content_faces(cfg: TrainConfig) -> dict:
+    """The face boxes of train/content_faces.json, for --face-weight; an error when none of
+    the training photos of --content-dir is listed (the term would silently do nothing)."""
+    boxes = faces.load_boxes()
+    names = {p.name for p in split_images(cfg.content_folder)[0]}
+    if not names & boxes.keys():
+        raise ValueError(f"--face-weight: none of the photos under {cfg.content_folder} has face "
+                         f"boxes in {faces.CONTENT_FACES}; find them with `python -m train.faces "
+                         f"--content-dir {cfg.content_folder}` (needs mediapipe==0.10.14)")
+    return boxes
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -420,7 +432,8 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
         if start < cfg.steps:
             data = CropSampler(cfg.content_folder, cfg.crop, teacher, long_side=cfg.long_side,
                                jitter=cfg.scale_jitter,
-                               progress=_prepare_progress if master else None)
+                               progress=_prepare_progress if master else None,
+                               faces=content_faces(cfg) if cfg.face_weight > 0 else None)
             if master:
                 shown_bad = ", ".join(f"{p.name} ({why})" for p, why in data.skipped[:10])
                 more = f" and {len(data.skipped) - 10} more" if len(data.skipped) > 10 else ""
@@ -440,7 +453,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
             for step in range(start, cfg.steps):
                 rng = np.random.default_rng([cfg.seed, rank, step])
                 trng = torch.Generator().manual_seed(int(rng.integers(2**62)))
-                x, target = data.sample(rng, cfg.batch)
+                x, target, face = data.sample(rng, cfg.batch)
                 # perturbed on the CPU, where trng lives, then both moved to the device (drawn
                 # also without the stability loss, so a fine-tune that adds it draws alike)
                 xp, dy, dx = losses.perturb(x, trng)
@@ -477,6 +490,8 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                             (y - master_y).abs().mean() * 10.0 + losses.gradient_l1(y, master_y))
                     if cfg.skin_weight > 0:
                         logs["skin"] = cfg.skin_weight * losses.skin_shading_loss(y, x)
+                    if face is not None:
+                        logs["face"] = cfg.face_weight * losses.shading_loss(y, x, face.to(device))
                 else:
                     target = target.to(device)
                     if toon:  # the teacher's layers: result, flat colours, ink coverage

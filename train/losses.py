@@ -94,14 +94,14 @@ def skin_mask(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(m, 5, 1, 2, count_include_pad=False)
 
 
-def skin_shading_loss(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Light and shade of the output follow the photo's where the photo shows skin.
+def shading_loss(y: torch.Tensor, x: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """Light and shade of the output follow the photo's where `where` (N,1,H,W in [0,1]) says.
 
-    Luminance gradients are compared, weighted by the photo's skin mask, at full and at a
-    quarter resolution: strokes drawn across a face (texture the photo lacks) and features
-    washed out of it (eyes, nose and mouth the photo has) both cost; colour is free. Averaged
-    over all pixels, so a crop without skin adds nothing. x10 like the pixel L1."""
-    full = (luma(y), luma(x), skin_mask(x))
+    Luminance gradients are compared, weighted by `where`, at full and at a quarter
+    resolution: strokes drawn across a face (texture the photo lacks) and features washed out
+    of it (eyes, nose and mouth the photo has) both cost; colour is free. Averaged over all
+    pixels, so a crop without any of `where` adds nothing. x10 like the pixel L1."""
+    full = (luma(y), luma(x), where)
     total = 0.0
     for k in (1, 4):
         a, b, w = (F.avg_pool2d(t, k) for t in full)
@@ -109,6 +109,11 @@ def skin_shading_loss(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         dy = (a[..., 1:, :] - a[..., :-1, :]) - (b[..., 1:, :] - b[..., :-1, :])
         total = total + (w[..., :, 1:] * dx.abs()).mean() + (w[..., 1:, :] * dy.abs()).mean()
     return total * 10.0
+
+
+def skin_shading_loss(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """shading_loss where the photo shows skin colours (beige walls and wood too)."""
+    return shading_loss(y, x, skin_mask(x))
 
 
 def perturb(x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, int, int]:
