@@ -191,6 +191,30 @@ def test_a_style_says_how_it_is_enlarged_and_old_files_stay_linear(tmp_path):
     assert not (tmp_path / "bad.onnx").exists()
 
 
+def test_a_style_moved_to_another_native_side_keeps_its_weights_and_record(tmp_path):
+    """set_native_side: only the side changes; the copy draws exactly what the original does."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from livestyle.styles import read_style
+    from tests.conftest import random_generator
+    from train.export import export_onnx, set_native_side
+
+    src = export_onnx(random_generator(), tmp_path / "a.onnx", style="a", description="d",
+                      training={"long_side": 384, "style_weight": 2.5}, upscale="nearest")
+    moved = read_style(set_native_side(src, tmp_path / "b.onnx", 320))
+    assert moved.native_side == 320 and read_style(src).native_side == 384
+    assert moved.training == {"long_side": 384, "style_weight": 2.5, "native_side": 320}
+    assert (moved.description, moved.upscale) == ("d", "nearest")
+    frame = np.random.default_rng(0).integers(0, 256, (1, 40, 56, 3), dtype=np.uint8)
+    a, b = (ort.InferenceSession(str(f), providers=["CPUExecutionProvider"]).run(
+        None, {"frame": frame})[0] for f in (src, moved.path))
+    assert np.array_equal(a, b)
+    with pytest.raises(ValueError, match="at least 16 px"):
+        set_native_side(src, tmp_path / "c.onnx", 8)
+    assert not (tmp_path / "c.onnx").exists()
+
+
 @pytest.mark.parametrize("training,side", [
     ({"long_side": 384}, 384),  # photos read at the side the style runs at
     ({"long_side": 0}, None),  # photos at a size of their own: any size

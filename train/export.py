@@ -85,3 +85,22 @@ def parity_psnr(wrapper: PixelWrapper, model: str | Path | bytes, bgr: np.ndarra
     with torch.no_grad():
         ref = wrapper(torch.from_numpy(frame))[0].numpy()
     return psnr(ours, ref)
+
+
+def set_native_side(src: str | Path, dst: str | Path, side: int) -> Path:
+    """Write a copy of the style `src` to `dst` (atomically; it may be `src`) that runs at a
+    `side`-px long side: the same weights, only the native side of its training record
+    changed, as if it had been trained with `--native-side side` (which changes no step)."""
+    if side < 16:
+        raise ValueError(f"a native side must be at least 16 px, got {side}")
+    model = onnx.load(str(src))
+    props = {p.key: p.value for p in model.metadata_props}
+    if "livestyle.training" not in props:
+        raise ValueError(f"{src} is not a livestyle style (no training record)")
+    training = json.loads(props["livestyle.training"])
+    training["native_side"] = side
+    props["livestyle.training"] = json.dumps(training)
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, props)
+    write_atomic(Path(dst), model.SerializeToString())
+    return Path(dst)
