@@ -30,10 +30,16 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 #   at 614 px: the-scream at style weight 1.5 (0.359 where the brush network reached 0.403 at
 #   style weight 2.5) and udnie (0.417 against 0.498, one more face)
 #   (docs/paintings.md, "A wider trunk");
+# - eight run at a 320-px native side (320x240, enlarged) instead of 384: their strokes larger
+#   at viewing size, a lower style ratio for all eight and as many faces or more; shipwreck
+#   (two faces fewer there) and udnie (its scene under the floor there) stay at 384
+#   (docs/paintings.md, "A 320-px native side");
 # - five of the shipped paintings come from train/make_styles_gpu.sh (a GPU: 6x the samples,
 #   and udnie and great-wave at style weight 3 there); composition-vii, impression-sunrise
-#   and shipwreck from their GPU models fine-tuned on the CPU (engines/README.md gives each
-#   command), grande-jatte and the-kiss from this script (docs/paintings.md, "A lent GPU").
+#   and shipwreck from their GPU models fine-tuned on the CPU, grande-jatte (style weight 4,
+#   then 5) and the-kiss (`--face-weight 0.1`) from this script's models fine-tuned on the
+#   CPU (engines/README.md gives each command; docs/paintings.md, "A lent GPU" and "A 320-px
+#   native side").
 mapfile -t PAINTINGS < <(grep -Ev '^(#|[[:space:]]*$)' train/paintings.txt)
 painting() {  # one painting, "name|image|description[|settings]"; resumable; one thread
   local name image desc own
