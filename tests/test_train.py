@@ -8,6 +8,7 @@ photos and painting are real data; the tests skip, saying what is missing, witho
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -769,9 +770,21 @@ def test_face_weight_trains_on_the_listed_faces_and_refuses_a_folder_without_any
     assert all("face" in h for h in hist) and max(h["face"] for h in hist) > 0
     unknown = tmp_path / "unknown"
     unknown.mkdir()
-    cv2.imwrite(str(unknown / "me.png"), np.full((64, 64, 3), 128, np.uint8))
+    cv2.imwrite(str(unknown / "me.png"),
+                np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
     with pytest.raises(ValueError, match="python -m train.faces --content-dir"):
         train(make_cfg(unknown, tmp_path, name="nofaces", steps=2, face_weight=1.0), export=False)
+    # a folder of one's own, with the boxes train.faces would write for it
+    boxes = tmp_path / "my_faces.json"
+    boxes.write_text(json.dumps({"faces": {"me.png": [[0.2, 0.2, 0.5, 0.6]]}}))
+    cfg = make_cfg(unknown, tmp_path, name="mine", steps=2, face_weight=1.0, face_boxes=str(boxes))
+    train(cfg, export=False)
+    hist = load_checkpoint(Path(cfg.run_dir) / "mine" / "checkpoint.pt")["history"]
+    assert "face" in hist[0] and hist[-1]["face"] > 0, hist  # step 0 draws the photo itself
+    with pytest.raises(ValueError, match="--face-boxes: no such file"):
+        make_cfg(unknown, tmp_path, face_weight=1.0, face_boxes=str(tmp_path / "none.json"))
+    with pytest.raises(SystemExit, match="exists; pass --overwrite"):
+        faces.main(["--content-dir", str(unknown), "--out", str(boxes)])
 
 
 @pytest.mark.parametrize("flag, value, message", [

@@ -80,10 +80,12 @@ class TrainConfig:
     skin_weight: float = _opt(0.0, "perceptual mode: where the photo shows skin colours, the "
                                    "output's light and shade must follow the photo's (faces keep "
                                    "their features under the strokes); 0: off")
-    face_weight: float = _opt(0.0, "perceptual mode: inside the faces of train/content_faces.json "
-                                   "(found by `python -m train.faces`), the output's light and "
-                                   "shade must follow the photo's; unlike --skin-weight, walls "
-                                   "and wood stay free; 0: off")
+    face_weight: float = _opt(0.0, "perceptual mode: inside the faces of --face-boxes, the "
+                                   "output's light and shade must follow the photo's; unlike "
+                                   "--skin-weight, walls and wood stay free; 0: off")
+    face_boxes: str = _opt("", "the face boxes --face-weight reads, a JSON file made by `python "
+                               "-m train.faces` (empty: train/content_faces.json, for the "
+                               "photos of ../shared/data/content)")
     stability_weight: float = _opt(0.0, "temporal stability: a perturbed copy of the input must "
                                         "give the same output (paintings need none: `livestyle "
                                         "run --steady` keeps still video still, and the loss "
@@ -135,6 +137,9 @@ class TrainConfig:
                              f"names, got {len(self.names)}")
         if self.init_from and not Path(self.init_from).is_file():
             raise ValueError(f"--init-from: no such model: {self.init_from}")
+        if self.face_boxes and not Path(self.face_boxes).is_file():
+            raise ValueError(f"--face-boxes: no such file: {self.face_boxes}; make it with "
+                             "`python -m train.faces --content-dir DIR --out FILE`")
         if self.distill_from and not Path(self.distill_from).is_file():
             raise ValueError(f"--distill-from: no such model: {self.distill_from}")
         if self.distill_from and self.teacher is not None:

@@ -5,10 +5,11 @@ range; train/lookmeter.py counts faces with OpenCV's Haar cascade), so a style t
 faces is not graded by the detector that taught it. Only training photos are listed: the
 held-out ones never reach the trainer.
 
-    python -m train.faces --content-dir ../shared/data/content   # needs mediapipe==0.10.14
+    python -m train.faces --content-dir ../shared/data/content --out train/content_faces.json
 
-writes train/content_faces.json (photo name -> boxes as fractions of its width and height).
-Training needs only that file, not MediaPipe.
+(needs mediapipe==0.10.14, best in an environment of its own) writes photo name -> boxes as
+fractions of its width and height; `livestyle train --face-weight W --face-boxes FILE` needs
+only that file, not MediaPipe (without --face-boxes: train/content_faces.json).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from livestyle.atomic import write_atomic
 
 CONTENT_FACES = Path(__file__).with_name("content_faces.json")
 MIN_SCORE = 0.6
@@ -64,8 +67,13 @@ def detect(rgb: np.ndarray, detector) -> list[tuple[float, float, float, float]]
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m train.faces", description=__doc__.split("\n")[0])
     ap.add_argument("--content-dir", required=True)
-    ap.add_argument("--out", default=str(CONTENT_FACES))
+    ap.add_argument("--out", required=True, help="the JSON file to write (train/content_faces.json "
+                    "is the one for ../shared/data/content)")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = ap.parse_args(argv)
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise SystemExit(f"{out} exists; pass --overwrite to replace it")
     try:
         from mediapipe.python.solutions.face_detection import FaceDetection
     except ImportError:
@@ -89,10 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                      "boxes (x, y, w, h) as fractions of each photo's width and height.",
                      "Made by `python -m train.faces`; read by `livestyle train --face-weight`."],
            "faces": faces}
-    out = Path(args.out)
-    tmp = out.with_name(out.name + ".part")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    tmp.replace(out)
+    write_atomic(out, json.dumps(doc, indent=1) + "\n", overwrite=args.overwrite)
     print(f"{sum(map(len, faces.values()))} faces in {len(faces)} of {len(photos)} photos -> {out}")
     return 0
 

@@ -121,14 +121,16 @@ def load_master(model_path: str, device) -> Generator:
 
 
 def content_faces(cfg: TrainConfig) -> dict:
-    """The face boxes of train/content_faces.json, for --face-weight; an error when none of
-    the training photos of --content-dir is listed (the term would silently do nothing)."""
-    boxes = faces.load_boxes()
+    """The face boxes of --face-boxes, for --face-weight; an error when none of the training
+    photos of --content-dir is listed (the term would silently do nothing)."""
+    source = cfg.face_boxes or faces.CONTENT_FACES
+    boxes = faces.load_boxes(source)
     names = {p.name for p in split_images(cfg.content_folder)[0]}
     if not names & boxes.keys():
         raise ValueError(f"--face-weight: none of the photos under {cfg.content_folder} has face "
-                         f"boxes in {faces.CONTENT_FACES}; find them with `python -m train.faces "
-                         f"--content-dir {cfg.content_folder}` (needs mediapipe==0.10.14)")
+                         f"boxes in {source}; find them with `python -m train.faces --content-dir "
+                         f"{cfg.content_folder} --out FILE` (needs mediapipe==0.10.14) and pass "
+                         "--face-boxes FILE")
     return boxes
 
 
