@@ -783,6 +783,9 @@ def test_face_weight_trains_on_the_listed_faces_and_refuses_a_folder_without_any
     assert "face" in hist[0] and hist[-1]["face"] > 0, hist  # step 0 draws the photo itself
     with pytest.raises(ValueError, match="--face-boxes: no such file"):
         make_cfg(unknown, tmp_path, face_weight=1.0, face_boxes=str(tmp_path / "none.json"))
+    (tmp_path / "junk.json").write_text('{"faces": [1, 2]}')
+    with pytest.raises(ValueError, match="cannot read the face boxes"):
+        faces.load_boxes(tmp_path / "junk.json")
     with pytest.raises(SystemExit, match="exists; pass --overwrite"):
         faces.main(["--content-dir", str(unknown), "--out", str(boxes)])
 

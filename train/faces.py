@@ -30,11 +30,11 @@ MIN_SCORE = 0.6
 def load_boxes(path: str | Path = CONTENT_FACES) -> dict[str, list[tuple[float, ...]]]:
     """Photo name -> face boxes (x, y, w, h as fractions of the photo's width and height)."""
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read the face boxes {path}: {e}; make them with "
-                         "`python -m train.faces --content-dir DIR`") from None
-    return {name: [tuple(b) for b in boxes] for name, boxes in data["faces"].items()}
+        faces = json.loads(Path(path).read_text())["faces"]
+        return {name: [tuple(float(v) for v in b) for b in boxes] for name, boxes in faces.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"cannot read the face boxes {path} ({e!r}); make them with "
+                         "`python -m train.faces --content-dir DIR --out FILE`") from None
 
 
 def face_map(h: int, w: int, boxes) -> np.ndarray:
