@@ -213,6 +213,10 @@ def test_a_style_moved_to_another_native_side_keeps_its_weights_and_record(tmp_p
     with pytest.raises(ValueError, match="at least 16 px"):
         set_native_side(src, tmp_path / "c.onnx", 8)
     assert not (tmp_path / "c.onnx").exists()
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="cannot read model"):
+        set_native_side(tmp_path / "junk.onnx", tmp_path / "d.onnx", 320)
+    assert not (tmp_path / "d.onnx").exists()
 
 
 @pytest.mark.parametrize("training,side", [

@@ -19,7 +19,7 @@ from livestyle.atomic import write_atomic
 from livestyle.frames import UPSCALE_FLAGS
 from livestyle.generator import Generator, PixelWrapper, macs_per_pixel
 from livestyle.metrics import psnr
-from livestyle.styles import FORMAT_VERSION, IO_CONVENTION
+from livestyle.styles import FORMAT_VERSION, IO_CONVENTION, read_style
 
 OPSET = 17
 
@@ -93,13 +93,10 @@ def set_native_side(src: str | Path, dst: str | Path, side: int) -> Path:
     changed, as if it had been trained with `--native-side side` (which changes no step)."""
     if side < 16:
         raise ValueError(f"a native side must be at least 16 px, got {side}")
+    training = dict(read_style(src).training, native_side=side)  # StyleError if not a style
     model = onnx.load(str(src))
-    props = {p.key: p.value for p in model.metadata_props}
-    if "livestyle.training" not in props:
-        raise ValueError(f"{src} is not a livestyle style (no training record)")
-    training = json.loads(props["livestyle.training"])
-    training["native_side"] = side
-    props["livestyle.training"] = json.dumps(training)
+    props = {p.key: p.value for p in model.metadata_props} | {
+        "livestyle.training": json.dumps(training)}
     del model.metadata_props[:]
     onnx.helper.set_model_props(model, props)
     write_atomic(Path(dst), model.SerializeToString())

@@ -27,7 +27,7 @@ from livestyle.atomic import OutputBusy, OutputClaim, atomic_open, write_atomic
 from livestyle.generator import SIZES, Generator
 from livestyle.styles import native_side
 from . import faces, ink, losses
-from .config import LEGACY, TrainConfig
+from .config import LEGACY, LOSS_WEIGHT_FIELDS, TrainConfig
 from .data import CropSampler, read_rgb, split_images, to_tensor
 from .export import export_onnx
 from .grow import can_grow, grow
@@ -38,9 +38,8 @@ SAMPLE_SIDE = 256
 # settings a resumed run may change: more --steps extends a run (the learning rate follows
 # the new schedule from the step reached); new loss weights fine-tune it (a stronger style for
 # the weakest paintings, a squared-error finish for a teacher); the rest is bookkeeping
-LOSS_WEIGHTS = {"style_weight", "style_weights", "content_weight", "line_weight", "base_weight",
-                "tv_weight", "stability_weight", "l1_weight", "l2_weight", "edge_weight",
-                "skin_weight", "face_weight", "distill_weight"}
+# (not the critic's weight: a critic's state is in a checkpoint only if it was on from the start)
+LOSS_WEIGHTS = (set(LOSS_WEIGHT_FIELDS) - {"adversarial_weight"}) | {"style_weights"}
 RESUMABLE = {"steps", "stability_steps", "run_dir", "log_every", "sample_every",
              "checkpoint_every", "threads", "out_dir", "description", "init_from",
              "ema", "native_side", "max_minutes"} | LOSS_WEIGHTS
