@@ -970,3 +970,20 @@ def test_photos_that_are_not_whole_images_are_skipped_and_named(content_dir, tmp
     assert line.startswith(f"training on {usable} photos; skipped 2"), line
     assert "zz-noise.jpg (cannot decode image)" in line and "zz-cut.jpg (truncated JPEG" in line
     assert "Premature end of JPEG" not in r.stderr and "Corrupt JPEG" not in r.stderr, r.stderr
+
+
+def test_coarse_style_weight_matches_the_half_size_output_to_the_half_size_painting(
+        content_dir, tmp_path, monkeypatch):
+    sides = []
+    real = loop.read_rgb
+    monkeypatch.setattr(loop, "read_rgb", lambda path, side: sides.append(side) or real(path, side))
+    cfg = make_cfg(content_dir, tmp_path, name="coarse", steps=3, style_side=200,
+                   coarse_style_weight=1.0)
+    train(cfg, export=False)
+    assert sides[:2] == [200, 100]  # then the sample grid's photos
+    hist = load_checkpoint(Path(cfg.run_dir) / "coarse" / "checkpoint.pt")["history"]
+    assert all(h["coarse"] > 0 for h in hist), hist
+    sides.clear()
+    train(make_cfg(content_dir, tmp_path, name="fine", steps=2, style_side=200), export=False)
+    hist = load_checkpoint(Path(cfg.run_dir) / "fine" / "checkpoint.pt")["history"]
+    assert sides[0] == 200 and 100 not in sides and not any("coarse" in h for h in hist)

@@ -19,7 +19,8 @@ def _opt(default, help: str):
 # the loss weights: each 0 (off) or more
 LOSS_WEIGHT_FIELDS = ("style_weight", "content_weight", "line_weight", "base_weight",
                       "tv_weight", "stability_weight", "l1_weight", "l2_weight", "edge_weight",
-                      "adversarial_weight", "skin_weight", "face_weight", "distill_weight")
+                      "adversarial_weight", "skin_weight", "face_weight", "distill_weight",
+                      "coarse_style_weight")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,10 @@ class TrainConfig:
     seed: int = _opt(0, "seed of every random draw (weights, crops, perturbations)")
     # loss weights (perceptual mode: see --loss-norm)
     style_weight: float = _opt(2.0, "weight of the painting's Gram-matrix loss")
+    coarse_style_weight: float = _opt(0.0, "perceptual mode: weight of a second Gram-matrix loss, "
+                                           "the output at half size against the painting at "
+                                           "half --style-side: the painting's larger strokes, "
+                                           "as a viewer sees a frame shown small; 0: off")
     style_weights: str = _opt("", "multi-style: a multiplier of --style-weight per painting, "
                                   "comma-separated in --name order, to strengthen the paintings "
                                   "that come out weakest (empty: 1 for all)")

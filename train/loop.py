@@ -403,14 +403,18 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
         model = torch.nn.parallel.DistributedDataParallel(generator) if ddp else generator
 
         # -- fixed targets
-        style_grams = None  # per loss-net layer: (n_styles, C, C)
-        style_mult = torch.tensor(cfg.style_multipliers, device=device)
-        if cfg.style_image:
+        def painting_grams(side: int) -> list[torch.Tensor]:
+            """Per loss-net layer: (n_styles, C, C), the paintings at this long side."""
             with torch.no_grad():
                 per_style = [[losses.gram(f)[0] for f in loss_net(
-                    to_tensor(read_rgb(image, cfg.style_side)).to(device))[0]]
+                    to_tensor(read_rgb(image, side)).to(device))[0]]
                     for image in cfg.style_images]
-                style_grams = [torch.stack(layer) for layer in zip(*per_style)]
+            return [torch.stack(layer) for layer in zip(*per_style)]
+
+        style_mult = torch.tensor(cfg.style_multipliers, device=device)
+        style_grams = painting_grams(cfg.style_side) if cfg.style_image else None
+        coarse_grams = (painting_grams(cfg.style_side // 2)  # --coarse-style-weight
+                        if cfg.style_image and cfg.coarse_style_weight > 0 else None)
         photos = sample_photos(cfg) if master else []
         if master:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -481,6 +485,10 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                         _, x_content = loss_net(x)
                     logs["style"] = cfg.style_weight * losses.style_loss(
                         y_feats_style, style_grams, style, style_mult, norm=cfg.loss_norm)
+                    if coarse_grams is not None:  # area-halved, as a viewer's smaller view
+                        y_half = torch.nn.functional.avg_pool2d(y, 2)
+                        logs["coarse"] = cfg.coarse_style_weight * losses.style_loss(
+                            loss_net(y_half)[0], coarse_grams, style, style_mult, norm=cfg.loss_norm)
                     logs["content"] = cfg.content_weight * losses.content_loss(
                         y_feats_content, x_content, norm=cfg.loss_norm)
                     logs["tv"] = cfg.tv_weight * losses.tv_loss(y)

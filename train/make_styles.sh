@@ -36,7 +36,8 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 #   (docs/paintings.md, "A 320-px native side");
 # - five of the shipped paintings come from train/make_styles_gpu.sh (a GPU: 6x the samples,
 #   and udnie and great-wave at style weight 3 there); composition-vii, impression-sunrise
-#   and shipwreck from their GPU models fine-tuned on the CPU, grande-jatte (style weight 4,
+#   and shipwreck from their GPU models fine-tuned on the CPU (shipwreck then with
+#   `--coarse-style-weight 0.5 --face-weight 0.3`), grande-jatte (style weight 4,
 #   then 5) and the-kiss (`--face-weight 0.1`) from this script's models fine-tuned on the
 #   CPU (engines/README.md gives each command; docs/paintings.md, "A lent GPU" and "A 320-px
 #   native side").
