@@ -802,7 +802,8 @@ def test_bad_loss_settings_are_refused_before_any_work(flag, value, message):
 
 
 @pytest.mark.parametrize("extra, first", [
-    ({}, 800),  # a painting: none by default (run's --steady does that job)
+    ({}, 600),  # a painting, by default: a light one over the last quarter
+    ({"stability_weight": 0.0}, 800),  # off: none
     ({"stability_weight": 2.0}, 600),  # on: the last quarter of 800 steps
     ({"stability_weight": 2.0, "stability_steps": 150}, 650),
     ({"stability_weight": 2.0, "stability_steps": 0}, 0),  # every step
@@ -984,6 +985,21 @@ def test_coarse_style_weight_matches_the_half_size_output_to_the_half_size_paint
     hist = load_checkpoint(Path(cfg.run_dir) / "coarse" / "checkpoint.pt")["history"]
     assert all(h["coarse"] > 0 for h in hist), hist
     sides.clear()
-    train(make_cfg(content_dir, tmp_path, name="fine", steps=2, style_side=200), export=False)
+    train(make_cfg(content_dir, tmp_path, name="fine", steps=2, style_side=200,
+                   coarse_style_weight=0.0), export=False)
     hist = load_checkpoint(Path(cfg.run_dir) / "fine" / "checkpoint.pt")["history"]
     assert sides[0] == 200 and 100 not in sides and not any("coarse" in h for h in hist)
+
+
+def test_a_painting_defaults_to_a_light_late_stability_loss_and_a_teacher_to_none(content_dir):
+    painting = TrainConfig(name="p", style_image=str(_style()), content_dir=str(content_dir),
+                           steps=400)
+    assert painting.stability_weight == 0.3 and painting.stability_from() == 300
+    assert painting.skin_weight == 0.3 and painting.coarse_style_weight == 0.5
+    teacher = TrainConfig(name="t", teacher="sketch", content_dir=str(content_dir), steps=400)
+    assert teacher.stability_weight == 0.0 and teacher.stability_from() == 400
+    # stored resolved, so a checkpoint or model records the weight it trained with
+    assert TrainConfig(**painting.to_dict()).stability_weight == 0.3
+    off = TrainConfig(name="p", style_image=str(_style()), content_dir=str(content_dir),
+                      stability_weight=0.0)
+    assert off.stability_from() == off.steps

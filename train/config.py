@@ -16,6 +16,10 @@ def _opt(default, help: str):
     return field(default=default, metadata={"help": help})
 
 
+# a painting's default --stability-weight (in the last quarter of its steps): the lowest
+# tried that kept a user's Mondrian under 4x its clips' flicker (docs/paintings.md)
+PAINTING_STABILITY = 0.3
+
 # the loss weights: each 0 (off) or more
 LOSS_WEIGHT_FIELDS = ("style_weight", "content_weight", "line_weight", "base_weight",
                       "tv_weight", "stability_weight", "l1_weight", "l2_weight", "edge_weight",
@@ -60,7 +64,7 @@ class TrainConfig:
     seed: int = _opt(0, "seed of every random draw (weights, crops, perturbations)")
     # loss weights (perceptual mode: see --loss-norm)
     style_weight: float = _opt(2.0, "weight of the painting's Gram-matrix loss")
-    coarse_style_weight: float = _opt(0.0, "perceptual mode: weight of a second Gram-matrix loss, "
+    coarse_style_weight: float = _opt(0.5, "perceptual mode: weight of a second Gram-matrix loss, "
                                            "the output at half size against the painting at "
                                            "half --style-side: the painting's larger strokes, "
                                            "as a viewer sees a frame shown small; 0: off")
@@ -82,7 +86,7 @@ class TrainConfig:
     tv_weight: float = _opt(0.0, "total-variation weight: smooths the output, and flattens a "
                                  "painting's strokes into a tint (0.2 cost starry-night 0.044 "
                                  "of style ratio, docs/paintings.md)")
-    skin_weight: float = _opt(0.0, "perceptual mode: where the photo shows skin colours, the "
+    skin_weight: float = _opt(0.3, "perceptual mode: where the photo shows skin colours, the "
                                    "output's light and shade must follow the photo's (faces keep "
                                    "their features under the strokes); 0: off")
     face_weight: float = _opt(0.0, "perceptual mode: inside the faces of --face-boxes, the "
@@ -91,10 +95,11 @@ class TrainConfig:
     face_boxes: str = _opt("", "the face boxes --face-weight reads, a JSON file made by `python "
                                "-m train.faces` (empty: train/content_faces.json, for the "
                                "photos of ../shared/data/content)")
-    stability_weight: float = _opt(0.0, "temporal stability: a perturbed copy of the input must "
-                                        "give the same output (paintings need none: `livestyle "
-                                        "run --steady` keeps still video still, and the loss "
-                                        "mutes strokes; the bundled cartoon uses 1)")
+    stability_weight: float = _opt(-1.0, "temporal stability: a perturbed copy of the input "
+                                         "must give the same output (it mutes a painting's "
+                                         "strokes, so a painting gets it late and light; the "
+                                         "bundled cartoon uses 1); -1: 0.3 for a painting, 0 "
+                                         "for a teacher")
     stability_steps: int = _opt(-1, "the stability loss applies in the last this many steps "
                                      "only, as a fine-tune (from the first step it washes a "
                                      "painting's strokes out); 0: every step; -1: the last "
@@ -134,6 +139,9 @@ class TrainConfig:
     def __post_init__(self):
         if (self.style_image is None) == (self.teacher is None):
             raise ValueError("give exactly one of --style-image (a painting) or --teacher (a filter)")
+        if self.stability_weight == -1:  # the default: what this mode needs, stored as such
+            object.__setattr__(self, "stability_weight",
+                               PAINTING_STABILITY if self.style_image else 0.0)
         for image in self.style_images:
             if not Path(image).is_file():
                 raise ValueError(f"style image not found: {image}")
@@ -317,7 +325,7 @@ class TrainConfig:
 # settings added after some models and checkpoints were made, with the value those had
 # (record.command and --resume read a missing key as this, not as today's default)
 LEGACY = {"loss_norm": "energy", "style_taps": "stem,1,3,5,8", "stability_steps": 0,
-          "native_side": 0}
+          "native_side": 0, "skin_weight": 0.0, "coarse_style_weight": 0.0}
 
 
 def with_overrides(cfg: TrainConfig, **changes) -> TrainConfig:

@@ -49,7 +49,8 @@ def command(training: dict) -> str:
 
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     # settings the model's mode never reads
-    unused = ({"loss_norm", "style_weight", "style_weights", "style_side", "tv_weight"}
+    unused = ({"loss_norm", "style_weight", "style_weights", "style_side", "tv_weight",
+               "coarse_style_weight", "skin_weight", "face_weight"}
               if training.get("teacher")
               else {"l1_weight", "l2_weight", "edge_weight", "line_weight", "base_weight",
                     "adversarial_weight"})
