@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -80,6 +81,12 @@ class RecordingSink(Sink):
 def read_all(path) -> list[np.ndarray]:
     """Every frame of a video."""
     return read_clip(path, limit=None)
+
+
+def sigint_default() -> None:
+    """In a child before it starts: Ctrl-C at its default, whatever this process inherited
+    (a background job of a script starts with SIGINT ignored, and so would its children)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def random_generator(cfg: GeneratorConfig = SMALL_CFG, seed: int = 0) -> Generator:

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.conftest import CLIP, need
+from tests.conftest import CLIP, need, sigint_default
 
 
 def python_startup_seconds() -> float:
@@ -24,12 +24,6 @@ def python_startup_seconds() -> float:
         subprocess.run([sys.executable, "-c", "pass"], check=True)
         times.append(time.monotonic() - t)
     return max(times)
-
-
-def _sigint_default():
-    """In the child before it starts: Ctrl-C at its default, whatever this process inherited
-    (a background job of a script starts with SIGINT ignored, and so would its children)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_ctrl_c_during_start_up_prints_one_line_and_exits_130(tmp_path, styles_dir):
@@ -45,7 +39,7 @@ def test_ctrl_c_during_start_up_prints_one_line_and_exits_130(tmp_path, styles_d
              str(need(CLIP)), "--style", str(styles_dir / "rand-a.onnx"), "--backend", "openvino",
              "-o", str(out), "--no-preview", "--loop"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "DISPLAY": ""}, preexec_fn=_sigint_default)
+            env={**os.environ, "DISPLAY": ""}, preexec_fn=sigint_default)
         time.sleep(base + delay)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=180)
@@ -148,7 +142,7 @@ def test_closing_the_terminal_mid_run_leaves_a_whole_output(tmp_path, styles_dir
     master, slave = pty.openpty()
 
     def own_terminal():  # a session of its own, with the pty as its controlling terminal
-        _sigint_default()
+        sigint_default()
         # SIGHUP at its default too, as in a terminal's shell: under `nohup` (or any parent
         # that ignores it) the child would inherit SIGHUP ignored, keep it so (cli.py: nohup
         # is respected) and, with --loop, never end

@@ -18,7 +18,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tests.conftest import REPO, random_generator
+from tests.conftest import REPO, random_generator, sigint_default
 from train.export import export_onnx
 
 
@@ -201,11 +201,9 @@ def test_ctrl_c_while_a_finished_resumed_run_exports_says_what_is_saved(tmp_path
     (tmp_path / "models" / "tiny.onnx").unlink()  # export it again from the checkpoint
     script = tmp_path / "slow_export.py"
     script.write_text(SLOW_EXPORT)
-    # Ctrl-C at its default in the child, whatever pytest inherited (run as a background job
-    # of a script, it starts with SIGINT ignored, and so would the child)
     p = subprocess.Popen([sys.executable, str(script), *args, "--resume"], cwd=tmp_path,
                          env=env, stderr=subprocess.PIPE, text=True,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                         preexec_fn=sigint_default)
     lines = []
     deadline = time.monotonic() + 240
     for line in p.stderr:

@@ -98,8 +98,8 @@ class TrainConfig:
     stability_weight: float = _opt(-1.0, "temporal stability: a perturbed copy of the input "
                                          "must give the same output (it mutes a painting's "
                                          "strokes, so a painting gets it late and light; the "
-                                         "bundled cartoon uses 1); -1: 0.3 for a painting, 0 "
-                                         "for a teacher")
+                                         f"bundled cartoon uses 1); -1: {PAINTING_STABILITY} "
+                                         "for a painting, 0 for a teacher")
     stability_steps: int = _opt(-1, "the stability loss applies in the last this many steps "
                                      "only, as a fine-tune (from the first step it washes a "
                                      "painting's strokes out); 0: every step; -1: the last "
