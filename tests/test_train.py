@@ -560,6 +560,37 @@ def test_resume_may_extend_the_steps(content_dir, tmp_path):
     assert load_checkpoint(Path(cfg.run_dir) / "t" / "checkpoint.pt")["step"] == 4
 
 
+def test_resume_keeps_the_settings_the_run_was_made_with(content_dir, tmp_path, capsys):
+    """`--resume` with only the run's name takes every other setting from its checkpoint:
+    one made before a default changed (here stability 0, and no coarse style term, as before
+    2026-12-05) keeps its values; a flag given still wins (more steps)."""
+    cfg = make_cfg(content_dir, tmp_path, steps=2, style_weight=3.0, stability_weight=0.0,
+                   coarse_style_weight=0.0)
+    train(cfg, export=False)
+    ckpt_path = Path(cfg.run_dir) / "t" / "checkpoint.pt"
+    old = load_checkpoint(ckpt_path)
+    del old["config"]["coarse_style_weight"]  # as a checkpoint from before the term existed
+    save_atomic(old, ckpt_path)
+    capsys.readouterr()
+    assert train_main(["--name", "t", "--run-dir", cfg.run_dir, "--steps", "3", "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "resumed from" in err and "fine-tuning" not in err, err
+    after = load_checkpoint(ckpt_path)
+    assert after["step"] == 3
+    kept = {k: after["config"][k] for k in ("style_weight", "stability_weight",
+                                            "coarse_style_weight", "style_image", "content_dir")}
+    assert kept == dict(style_weight=3.0, stability_weight=0.0, coarse_style_weight=0.0,
+                        style_image=cfg.style_image, content_dir=cfg.content_dir)
+    # the model went where the run's --out-dir said, not to the default styles folder
+    assert (Path(cfg.out_dir) / "t.onnx").is_file()
+
+
+def test_resume_of_a_run_that_does_not_exist_names_the_checkpoint(tmp_path, capsys):
+    assert train_main(["--name", "nope", "--run-dir", str(tmp_path), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "no checkpoint at" in err and "nope" in err and "Traceback" not in err, err
+
+
 def test_max_minutes_stops_saves_and_exports_what_was_learned(content_dir, tmp_path, capsys):
     """A time limit shorter than one step: the run stops after its first step, keeps a
     checkpoint of it, exports a model that records 1 step done; resuming must be told to

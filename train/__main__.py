@@ -15,7 +15,7 @@ EXAMPLES = """examples:
   livestyle train --style-image ../shared/data/styles/starry_night.jpg --name my-starry \\
       --content-dir ../shared/data/content
   livestyle train --teacher cartoon --name my-cartoon --content-dir ~/Pictures
-  livestyle train --style-image monet.jpg --name monet --content-dir ~/Pictures --resume
+  livestyle train --name monet --resume      (continues with the settings it was started with)
   torchrun --nproc_per_node 4 -m train --style-image monet.jpg --name monet --content-dir photos
 
 Models go to your styles folder ($LIVESTYLE_STYLES, default ~/.local/share/livestyle/styles),
@@ -43,23 +43,30 @@ def build_parser() -> argparse.ArgumentParser:
         shown = "" if f.default in (None, "") else f" (default: {f.default})"
         if f.name in choices:  # listed in the help; checked by TrainConfig with a one-line error
             help_text += f"; one of: {', '.join(choices[f.name])}"
-        p.add_argument(flag, type=kind, default=f.default, help=help_text + shown)
+        # given flags only: a resumed run takes the rest from its checkpoint, a new one from
+        # TrainConfig's defaults
+        p.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_text + shown)
     p.add_argument("--resume", action="store_true",
-                   help="continue from <run-dir>/<name>/checkpoint.pt with the same settings")
+                   help="continue from <run-dir>/<name>/checkpoint.pt with the settings it was "
+                        "made with; flags given may extend --steps or change loss weights (a "
+                        "fine-tune), not what the network or its data are")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a model of the same name in the output folder")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = vars(build_parser().parse_args(argv))
-    resume, overwrite = args.pop("resume"), args.pop("overwrite")
+    given = vars(build_parser().parse_args(argv))
+    resume, overwrite = given.pop("resume"), given.pop("overwrite")
+    from .loop import CheckpointError, TrainingInterrupted, saved_settings, train
+
     try:
-        cfg = TrainConfig(**args)
-    except ValueError as e:
+        run_dir = given.get("run_dir", TrainConfig.defaults()["run_dir"])
+        saved = saved_settings(given["name"], run_dir) if resume else {}
+        cfg = TrainConfig(**(saved | given))
+    except (ValueError, CheckpointError) as e:
         print(f"livestyle train: {e}", file=sys.stderr)
         return 2
-    from .loop import CheckpointError, TrainingInterrupted, train
 
     try:
         train(cfg, resume=resume, overwrite=overwrite)

@@ -27,6 +27,14 @@ LOSS_WEIGHT_FIELDS = ("style_weight", "content_weight", "line_weight", "base_wei
                       "coarse_style_weight")
 
 
+def check_names(names: str) -> None:
+    """ValueError unless --name is one style name or several comma-separated ones."""
+    for name in names.split(","):
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+            raise ValueError(f"--name {name!r} is not a valid style name: use letters, digits, "
+                             "'.', '_' and '-' (no path separators, not starting with '.')")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     name: str = field(metadata={"help": "style name, the model file's stem (letters, digits, "
@@ -163,10 +171,7 @@ class TrainConfig:
                              f"got {self.style_weights!r}")
         if self.description and len(self.description.split("|")) not in (1, len(self.names)):
             raise ValueError("give one description, or one per name separated by |")
-        for name in self.names:
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
-                raise ValueError(f"--name {name!r} is not a valid style name: use letters, digits, "
-                                 "'.', '_' and '-' (no path separators, not starting with '.')")
+        check_names(self.name)
         if not self.content_dir and not DEFAULT_CONTENT.is_dir():
             raise ValueError("no photos to train on: pass --content-dir with a folder of photos "
                              "(a few hundred varied photos, faces among them, work well)")

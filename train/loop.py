@@ -27,7 +27,7 @@ from livestyle.atomic import OutputBusy, OutputClaim, atomic_open, write_atomic
 from livestyle.generator import SIZES, Generator
 from livestyle.styles import native_side
 from . import faces, ink, losses
-from .config import LEGACY, LOSS_WEIGHT_FIELDS, TrainConfig
+from .config import LEGACY, LOSS_WEIGHT_FIELDS, TrainConfig, check_names
 from .data import CropSampler, read_rgb, split_images, to_tensor
 from .export import export_onnx
 from .grow import can_grow, grow
@@ -79,6 +79,23 @@ def load_checkpoint(path: Path) -> dict:
     if not isinstance(ckpt, dict) or not {"step", "generator", "config"} <= ckpt.keys():
         raise CheckpointError(f"checkpoint {path} is not a livestyle training checkpoint")
     return ckpt
+
+
+def recorded_settings(ckpt: dict) -> dict:
+    """A checkpoint's settings; one added since it was made reads as its value then (LEGACY)
+    or, if it had none, as its default."""
+    return TrainConfig.defaults() | LEGACY | ckpt["config"]
+
+
+def saved_settings(name: str, run_dir: str) -> dict:
+    """The settings the run <run_dir>/<name> was made with, for `--resume` to keep those that
+    its command line does not give."""
+    check_names(name)  # before it becomes part of a path
+    path = Path(run_dir) / name / "checkpoint.pt"
+    if not path.is_file():
+        raise CheckpointError(no_checkpoint(path))
+    known = set(TrainConfig.field_names())
+    return {k: v for k, v in recorded_settings(load_checkpoint(path)).items() if k in known}
 
 
 def init_from(generator: Generator, model_path: str, log=None) -> None:
@@ -264,6 +281,11 @@ def claim_outputs(cfg: TrainConfig) -> list[OutputClaim]:
     return claims
 
 
+def no_checkpoint(path: Path) -> str:
+    return (f"--resume: no checkpoint at {path}; run without --resume to start training, or "
+            "pass the --run-dir and --name of the run to continue")
+
+
 def check_outputs(cfg: TrainConfig, resume: bool, overwrite: bool) -> list[str]:
     """Refuse, before any work, what would destroy something: an existing model (unless
     `overwrite`), a --resume with no checkpoint. Returns notes to print."""
@@ -271,8 +293,7 @@ def check_outputs(cfg: TrainConfig, resume: bool, overwrite: bool) -> list[str]:
 
     ckpt = Path(cfg.run_dir) / cfg.name / "checkpoint.pt"
     if resume and not ckpt.is_file():
-        raise CheckpointError(f"--resume: no checkpoint at {ckpt}; run without --resume to start "
-                              "training, or pass the --run-dir and --name of the run to continue")
+        raise CheckpointError(no_checkpoint(ckpt))
     notes = []
     for name in cfg.names:
         target = cfg.model_dir / f"{name}.onnx"
@@ -369,7 +390,7 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
         if resume:
             ckpt = load_checkpoint(ckpt_path)
             # a setting added after the checkpoint was made: its value then (LEGACY or default)
-            was = TrainConfig.defaults() | LEGACY | ckpt["config"]
+            was = recorded_settings(ckpt)
             changed = {k for k, v in cfg.to_dict().items() if was.get(k) != v}
             diff = changed - RESUMABLE
             if diff:
