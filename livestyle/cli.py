@@ -14,7 +14,7 @@ EPILOG = """examples:
   livestyle run --style cartoon                      webcam 0 -> preview window
   livestyle run --style starry-night --vcam          also a virtual camera for Zoom/Meet/OBS
   livestyle run --source talk.mp4 --style cartoon --output talk-cartoon.mp4 --no-preview
-  livestyle run --source photo.jpg --style udnie -o photo-udnie.png   an image (or folder -> folder)
+  livestyle run --source photo.jpg --style the-kiss -o photo-kiss.png   an image (or folder -> folder)
   livestyle styles                                   the installed styles and where they come from
   livestyle cameras                                  the cameras here and their modes
   livestyle doctor                                   what works on this machine

@@ -1,6 +1,6 @@
 """The package as users get it from an index: a wheel, installed into a fresh environment.
 
-The wheel is built from this checkout and installed into a new venv (which reads this
+The wheel is built from a copy of this checkout and installed into a new venv (which reads this
 interpreter's site-packages for the heavy dependencies, already here, so nothing is downloaded),
 then the installed `livestyle` runs from a folder outside the repository.
 """
@@ -8,6 +8,7 @@ then the installed `livestyle` runs from a folder outside the repository.
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -22,11 +23,32 @@ REPO = Path(__file__).resolve().parents[1]
 BUNDLED = sorted(p.stem for p in (REPO / "engines").glob("*.onnx"))
 
 
+def checkout_copy(dst: Path) -> Path:
+    """This checkout's files (tracked, and untracked ones git does not ignore) copied to `dst`:
+    pip builds a local project in place, and a build/ folder left by an earlier build keeps
+    files since deleted (a style no longer bundled) and would put them in the wheel."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                                 "--exclude-standard"],
+                                cwd=REPO, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout (an unpacked archive)
+        return Path(shutil.copytree(REPO, dst, ignore=shutil.ignore_patterns(
+            ".git", "build", "dist", "*.egg-info", "runs", "__pycache__", ".venv*")))
+    for name in filter(None, listed.split(b"\0")):
+        src = REPO / os.fsdecode(name)
+        if src.is_file():  # not one deleted from the working tree but still in the index
+            target = dst / os.fsdecode(name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+    return dst
+
+
 @pytest.fixture(scope="module")
 def wheel_env(tmp_path_factory):
     root = tmp_path_factory.mktemp("wheel")
+    source = checkout_copy(root / "source")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(root / "dist"), str(REPO)], check=True, timeout=600)
+                    "-q", "-w", str(root / "dist"), str(source)], check=True, timeout=600)
     wheel = next((root / "dist").glob("livestyle-*.whl"))
     subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True, timeout=300)
     venv_python = root / "venv" / "bin" / "python"
