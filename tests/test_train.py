@@ -104,9 +104,10 @@ def no_tmp_files(folder: Path) -> list[str]:
     return [n for n in os.listdir(folder) if n.endswith(".tmp")] if folder.is_dir() else []
 
 
-def generator_from(ckpt: dict, cfg: TrainConfig) -> Generator:
+def generator_from(ckpt: dict, cfg: TrainConfig, weights: str = "generator") -> Generator:
+    """The checkpoint's network: its last step's weights, or (weights="ema") their average."""
     g = Generator(SIZES[cfg.generator_size])
-    g.load_state_dict(ckpt["generator"])
+    g.load_state_dict(ckpt[weights])
     return g.eval()
 
 
@@ -197,7 +198,7 @@ def test_ema_exports_the_averaged_weights_and_resumes_them(content_dir, tmp_path
     starts averaging there and says so."""
     from livestyle.backends.torch import generator_weights
 
-    cfg = make_cfg(content_dir, tmp_path, steps=2)
+    cfg = make_cfg(content_dir, tmp_path, steps=2, ema=0.0)
     train(cfg, export=False)
     assert "ema" not in load_checkpoint(Path(cfg.run_dir) / "t" / "checkpoint.pt")
     cfg = make_cfg(content_dir, tmp_path, steps=5, ema=0.5)
@@ -281,7 +282,9 @@ def test_export_round_trips_through_onnx_runtime(perceptual_run, content_dir):
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     got = session.run(None, {"frame": np.ascontiguousarray(bgr[None])})[0][0]
     with torch.no_grad():
-        ref = PixelWrapper(generator_from(ckpt, cfg))(torch.from_numpy(bgr[None].copy()))[0].numpy()
+        # a painting exports the moving average of its weights by default (--ema)
+        ref = PixelWrapper(generator_from(ckpt, cfg, "ema"))(
+            torch.from_numpy(bgr[None].copy()))[0].numpy()
     assert got.shape == bgr.shape and got.dtype == np.uint8
     assert psnr(got, ref) > 40, psnr(got, ref)
     assert psnr(got, bgr) < 30, "the trained model should change the photo"
@@ -876,7 +879,7 @@ def test_multi_style_run_exports_one_model_per_painting(content_dir, tmp_path):
     train(cfg)
     ckpt = load_checkpoint(Path(cfg.run_dir) / "a,b" / "checkpoint.pt")
     both = Generator(dataclasses.replace(SIZES[cfg.generator_size], n_styles=2))
-    both.load_state_dict(ckpt["generator"])
+    both.load_state_dict(ckpt["ema"])  # what a painting exports by default (--ema)
     both.eval()
     bgr = cv2.imread(str(sorted(content_dir.iterdir())[0]))[:120, :160]
     outs = []
@@ -1027,10 +1030,28 @@ def test_a_painting_defaults_to_a_light_late_stability_loss_and_a_teacher_to_non
                            steps=400)
     assert painting.stability_weight == 0.3 and painting.stability_from() == 300
     assert painting.skin_weight == 0.3 and painting.coarse_style_weight == 0.5
+    assert painting.ema == 0.99  # the moving average is exported
     teacher = TrainConfig(name="t", teacher="sketch", content_dir=str(content_dir), steps=400)
     assert teacher.stability_weight == 0.0 and teacher.stability_from() == 400
+    assert teacher.ema == 0.0
     # stored resolved, so a checkpoint or model records the weight it trained with
     assert TrainConfig(**painting.to_dict()).stability_weight == 0.3
+    assert TrainConfig(**painting.to_dict()).ema == 0.99
     off = TrainConfig(name="p", style_image=str(_style()), content_dir=str(content_dir),
                       stability_weight=0.0)
     assert off.stability_from() == off.steps
+
+
+def test_a_recorded_command_names_the_settings_that_differ_from_its_modes_defaults():
+    """engines/README.md rebuilds each model's command from its config: a painting made
+    without the moving average must say `--ema 0.0` (a painting's default is 0.99), a teacher
+    made without it need not (its default is 0)."""
+    from train.record import command
+
+    base = TrainConfig.defaults() | {"name": "p"}
+    painting = base | {"style_image": "x/starry_night.jpg", "ema": 0.0, "stability_weight": 0.3}
+    assert "--ema 0.0" in command(painting) and "--stability-weight" not in command(painting)
+    averaged = painting | {"ema": 0.99}
+    assert "--ema" not in command(averaged)
+    teacher = base | {"teacher": "sketch", "ema": 0.0, "stability_weight": 1.0}
+    assert "--ema" not in command(teacher) and "--stability-weight 1.0" in command(teacher)

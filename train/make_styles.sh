@@ -48,13 +48,13 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 #   (engines/README.md gives each command; docs/paintings.md, "A lent GPU", "A 320-px
 #   native side" and "Mondrian in, great-wave and udnie out").
 mapfile -t PAINTINGS < <(grep -Ev '^(#|[[:space:]]*$)' train/paintings.txt)
-BUNDLED_RECIPE=(--skin-weight 0 --coarse-style-weight 0 --stability-weight 0)
+BUNDLED_RECIPE=(--skin-weight 0 --coarse-style-weight 0 --stability-weight 0 --ema 0)
 painting() {  # one painting, "name|image|description[|settings]"; resumable; one thread
   local name image desc own
   IFS='|' read -r name image desc own <<<"$1"
   image=$S/$image
   # shellcheck disable=SC2086  # $own is a list of settings
-  # the bundled paintings' recipe predates the trainer's skin, coarse-style and stability
+  # the bundled paintings' recipe predates the trainer's skin, coarse-style, stability and ema
   # defaults for a new painting (2026-12-05): they are off here, as they were
   python -m train --name "$name" --style-image "$image" --description "$desc" --crop 160 \
     --steps 650 --threads 1 "${COMMON[@]}" "${BUNDLED_RECIPE[@]}" $own $(resume "$name")
