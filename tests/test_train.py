@@ -588,6 +588,38 @@ def test_resume_keeps_the_settings_the_run_was_made_with(content_dir, tmp_path, 
     assert (Path(cfg.out_dir) / "t.onnx").is_file()
 
 
+def test_resume_goes_on_when_the_model_it_started_from_is_gone(content_dir, tmp_path, capsys):
+    """--init-from is read only when a run starts: a resumed run whose starting model was
+    deleted since continues, saying so."""
+    first = train(make_cfg(content_dir, tmp_path / "first", steps=1))
+    start = shutil.copy(first, tmp_path / "start.onnx")
+    cfg = make_cfg(content_dir, tmp_path, steps=2, init_from=str(start))
+    train(cfg, export=False)
+    os.remove(start)
+    capsys.readouterr()
+    assert train_main(["--name", "t", "--run-dir", cfg.run_dir, "--steps", "3", "--resume"]) == 0
+    assert "is gone" in capsys.readouterr().err
+    assert load_checkpoint(Path(cfg.run_dir) / "t" / "checkpoint.pt")["step"] == 3
+
+
+def test_resume_from_another_folder_of_a_run_with_relative_paths_says_where(
+        content_dir, tmp_path, monkeypatch, capsys):
+    """Relative --content-dir and --out-dir mean the folder a run was started in: resumed from
+    another, they would read other photos or write the model elsewhere, so it is refused."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(content_dir, tmp_path / "photos")
+    cfg = make_cfg(Path("photos"), tmp_path, steps=1, out_dir="models")
+    train(cfg, export=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert train_main(["--name", "t", "--run-dir", cfg.run_dir, "--steps", "2", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"resume it from there (cd {tmp_path})" in err and "--content-dir" in err, err
+    assert not (elsewhere / "models").exists()
+
+
 def test_resume_of_a_run_that_does_not_exist_names_the_checkpoint(tmp_path, capsys):
     assert train_main(["--name", "nope", "--run-dir", str(tmp_path), "--resume"]) == 2
     err = capsys.readouterr().err
@@ -1040,6 +1072,23 @@ def test_a_painting_defaults_to_a_light_late_stability_loss_and_a_teacher_to_non
     off = TrainConfig(name="p", style_image=str(_style()), content_dir=str(content_dir),
                       stability_weight=0.0)
     assert off.stability_from() == off.steps
+
+
+def test_a_short_run_exports_the_mean_of_its_steps_not_its_starting_weights(content_dir,
+                                                                             tmp_path):
+    """--ema 0.99 over 4 steps: until the average spans 100 steps it is the plain mean of the
+    steps so far, so the export is as far from the random start as the run went (a plain
+    moving average would still be 96% the starting weights)."""
+    cfg = make_cfg(content_dir, tmp_path, steps=4, ema=0.99)
+    torch.manual_seed(cfg.seed)  # as the trainer seeds it: the same starting weights
+    start = Generator(SIZES[cfg.generator_size]).state_dict()
+    train(cfg, export=False)
+    ckpt = load_checkpoint(Path(cfg.run_dir) / "t" / "checkpoint.pt")
+    name = "stem.0.1.weight"
+    moved = (ckpt["generator"][name] - start[name]).norm()
+    averaged = (ckpt["ema"][name] - start[name]).norm()
+    assert moved > 0 and averaged > 0.4 * moved, (float(averaged), float(moved))
+    assert ckpt["ema_from"] == 0
 
 
 def test_a_recorded_command_names_the_settings_that_differ_from_its_modes_defaults():

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         run_dir = given.get("run_dir", TrainConfig.defaults()["run_dir"])
-        saved = saved_settings(given["name"], run_dir) if resume else {}
+        saved = saved_settings(given["name"], run_dir, tuple(given)) if resume else {}
         cfg = TrainConfig(**(saved | given))
     except (ValueError, CheckpointError) as e:
         print(f"livestyle train: {e}", file=sys.stderr)

@@ -81,21 +81,40 @@ def load_checkpoint(path: Path) -> dict:
     return ckpt
 
 
+# settings that name files or folders (as given: relative ones to where the run started)
+PATH_SETTINGS = ("content_dir", "style_image", "out_dir", "face_boxes", "distill_from",
+                 "init_from")
+
+
 def recorded_settings(ckpt: dict) -> dict:
     """A checkpoint's settings; one added since it was made reads as its value then (LEGACY)
     or, if it had none, as its default."""
     return TrainConfig.defaults() | LEGACY | ckpt["config"]
 
 
-def saved_settings(name: str, run_dir: str) -> dict:
+def saved_settings(name: str, run_dir: str, given: tuple[str, ...] = ()) -> dict:
     """The settings the run <run_dir>/<name> was made with, for `--resume` to keep those that
-    its command line does not give."""
+    its command line does not give (`given`: the settings it does)."""
     check_names(name)  # before it becomes part of a path
     path = Path(run_dir) / name / "checkpoint.pt"
     if not path.is_file():
         raise CheckpointError(no_checkpoint(path))
+    ckpt = load_checkpoint(path)
     known = set(TrainConfig.field_names())
-    return {k: v for k, v in recorded_settings(load_checkpoint(path)).items() if k in known}
+    saved = {k: v for k, v in recorded_settings(ckpt).items() if k in known}
+    started_in = ckpt.get("cwd")  # older checkpoints do not say
+    relative = [k for k in PATH_SETTINGS if k not in given
+                and any(p and not Path(p).is_absolute() for p in str(saved.get(k) or "").split(","))]
+    if started_in and relative and Path(started_in) != Path.cwd():
+        raise CheckpointError(f"{path} was started in {started_in} with paths relative to it "
+                              f"({', '.join('--' + k.replace('_', '-') for k in relative)}); "
+                              f"resume it from there (cd {started_in})")
+    if saved.get("init_from") and not Path(saved["init_from"]).is_file():
+        # read only when a run starts; the record of where it started from is lost with it
+        print(f"note: the run's --init-from {saved['init_from']} is gone; a resumed run does not "
+              "need it", file=sys.stderr)
+        saved["init_from"] = ""
+    return saved
 
 
 def init_from(generator: Generator, model_path: str, log=None) -> None:
@@ -414,10 +433,13 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                           file=sys.stderr)
         # the averaged weights (--ema) that are exported; only the master exports
         averaged = copy.deepcopy(generator).requires_grad_(False) if cfg.ema > 0 and master else None
+        ema_from = 0  # the step the average starts at
         if averaged is not None and resume:
             if "ema" in ckpt:
                 averaged.load_state_dict(ckpt["ema"])
+                ema_from = ckpt.get("ema_from", 0)
             else:
+                ema_from = start
                 print(f"note: averaging the weights from step {start} on (--ema {cfg.ema:g})",
                       file=sys.stderr)
         shown = averaged if averaged is not None else generator  # sampled and exported
@@ -443,14 +465,14 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
 
         def save_checkpoint(done: int) -> None:
             nonlocal saved_step
-            state = {"step": done, "config": cfg.to_dict(),
+            state = {"step": done, "config": cfg.to_dict(), "cwd": os.getcwd(),
                      "generator": generator.state_dict(), "g_opt": g_opt.state_dict(),
                      "history": history,
                      "seconds": seconds_before + time.perf_counter() - t_start}
             if critic:
                 state |= {"critic": critic.state_dict(), "d_opt": d_opt.state_dict()}
             if averaged is not None:
-                state["ema"] = averaged.state_dict()
+                state |= {"ema": averaged.state_dict(), "ema_from": ema_from}
             save_atomic(state, ckpt_path)
             saved_step = done
 
@@ -548,9 +570,12 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                 total.backward()
                 g_opt.step()
                 if averaged is not None:
+                    # the plain mean of the steps so far until it spans 1/(1 - ema) of them,
+                    # so a short run does not export its starting weights
+                    decay = min(cfg.ema, 1.0 - 1.0 / (step + 1 - ema_from))
                     with torch.no_grad():
                         for a, p in zip(averaged.parameters(), generator.parameters()):
-                            a.lerp_(p, 1.0 - cfg.ema)
+                            a.lerp_(p, 1.0 - decay)
                 if critic is not None:
                     d_opt.zero_grad(set_to_none=True)
                     d_loss.backward(inputs=list(critic.parameters()))

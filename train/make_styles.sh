@@ -11,17 +11,21 @@ COMMON=(--content-dir ../shared/data/content --out-dir "$OUT" --run-dir runs --o
         --sample-every 250 --checkpoint-every 50)
 # continue a run that has a checkpoint, start the others
 resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
-# one network per painting, with the trainer's defaults for a painting: the brush network, photos
-# at a 384-px long side (its native side: it runs at 384x288 and is enlarged), each loss
-# layer's error over its number of elements, Lite0 blocks 1/3/5/8 without the stem, style 2 /
-# content 0.3, no total-variation loss (it flattened the strokes into a tint), no stability
-# loss (`livestyle run --steady` keeps still video still; the loss muted strokes and put the-kiss's
-# green patches on faces), Adam at a constant 1e-3, 160-px crops, 650 steps (docs/paintings.md);
+# one network per painting, with the bundled paintings' recipe (the trainer's defaults for a
+# painting when they were made; BUNDLED_RECIPE below turns off the four added since): the brush
+# network, photos at a 384-px long side (its native side: it runs at 384x288 and is
+# enlarged), each loss layer's error over its number of elements, Lite0 blocks 1/3/5/8 without
+# the stem, style 2 / content 0.3, no total-variation loss (it flattened the strokes into a
+# tint), no stability loss (`livestyle run --steady` keeps still video still; the loss muted
+# strokes and put the-kiss's green patches on faces), the last step's weights exported (no
+# --ema), Adam at a constant 1e-3, 160-px crops, 650 steps (docs/paintings.md);
 # a fourth field holds a painting's own settings where these did worse:
-# - mondrian takes the trainer's defaults for a new painting (skin 0.3, coarse style 0.5,
-#   stability 0.3 over the last quarter), with which it was first trained (2026-12-05);
+# - mondrian takes the trainer's skin, coarse-style and stability defaults for a new painting
+#   (skin 0.3, coarse style 0.5, stability 0.3 over the last quarter; not --ema, which came
+#   after it), with which it was first trained (2026-12-05);
 # - great-wave and udnie are left out of the bundle (commented out in train/paintings.txt:
-#   below the floors); their settings below are kept for a run that puts them back;
+#   below the floors); their settings below are kept for a run that puts them back, and the
+#   counts below include them;
 # - udnie keeps TV 0.2 (without it its faces became dark silhouettes, 0 of 23 kept) and no
 #   longer takes the stability loss (0.498 against 0.521 with it, still steadier than the rest);
 # - composition-vii keeps TV 0.2 (without it its talking head flickered over the warp floor
@@ -34,10 +38,10 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 #   at 614 px: the-scream at style weight 1.5 (0.359 where the brush network reached 0.403 at
 #   style weight 2.5) and udnie (0.417 against 0.498, one more face)
 #   (docs/paintings.md, "A wider trunk");
-# - eight run at a 320-px native side (320x240, enlarged) instead of 384: their strokes larger
-#   at viewing size, a lower style ratio for all eight and as many faces or more; shipwreck
-#   (two faces fewer there), udnie (its scene under the floor there) and mondrian (54 faces
-#   there, 55 at 384) stay at 384
+# - eight run at a 320-px native side (320x240, enlarged) instead of 384 (seven of them
+#   bundled): their strokes larger at viewing size, a lower style ratio for all eight and as
+#   many faces or more; shipwreck (two faces fewer there), udnie (its scene under the floor
+#   there) and mondrian (54 faces there, 55 at 384) stay at 384
 #   (docs/paintings.md, "A 320-px native side");
 # - two of the shipped paintings (the-scream, woman-with-hat) come from
 #   train/make_styles_gpu.sh (a GPU: 6x the samples); composition-vii, impression-sunrise,
