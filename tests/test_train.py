@@ -1062,7 +1062,7 @@ def test_a_painting_defaults_to_a_light_late_stability_loss_and_a_teacher_to_non
                            steps=400)
     assert painting.stability_weight == 0.3 and painting.stability_from() == 300
     assert painting.skin_weight == 0.3 and painting.coarse_style_weight == 0.5
-    assert painting.ema == 0.99  # the moving average is exported
+    assert painting.ema == 0.99 and painting.style_weight == 2.5  # the average is exported
     teacher = TrainConfig(name="t", teacher="sketch", content_dir=str(content_dir), steps=400)
     assert teacher.stability_weight == 0.0 and teacher.stability_from() == 400
     assert teacher.ema == 0.0

@@ -74,7 +74,9 @@ class TrainConfig:
     lr_final: float = _opt(1e-3, "learning rate at the end (cosine decay; the same: constant)")
     seed: int = _opt(0, "seed of every random draw (weights, crops, perturbations)")
     # loss weights (perceptual mode: see --loss-norm)
-    style_weight: float = _opt(2.0, "weight of the painting's Gram-matrix loss")
+    style_weight: float = _opt(2.5, "weight of the painting's Gram-matrix loss (2.5 lowered "
+                                    "the style ratio of four paintings by 0.008-0.027 against "
+                                    "2, for as many faces: docs/paintings.md)")
     coarse_style_weight: float = _opt(0.5, "perceptual mode: weight of a second Gram-matrix loss, "
                                            "the output at half size against the painting at "
                                            "half --style-side: the painting's larger strokes, "

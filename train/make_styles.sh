@@ -12,7 +12,7 @@ COMMON=(--content-dir ../shared/data/content --out-dir "$OUT" --run-dir runs --o
 # continue a run that has a checkpoint, start the others
 resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 # one network per painting, with the bundled paintings' recipe (the trainer's defaults for a
-# painting when they were made; BUNDLED_RECIPE below turns off the four added since): the brush
+# painting when they were made; BUNDLED_RECIPE below pins the five that changed since): the brush
 # network, photos at a 384-px long side (its native side: it runs at 384x288 and is
 # enlarged), each loss layer's error over its number of elements, Lite0 blocks 1/3/5/8 without
 # the stem, style 2 / content 0.3, no total-variation loss (it flattened the strokes into a
@@ -21,8 +21,8 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 # --ema), Adam at a constant 1e-3, 160-px crops, 650 steps (docs/paintings.md);
 # a fourth field holds a painting's own settings where these did worse:
 # - mondrian takes the trainer's skin, coarse-style and stability defaults for a new painting
-#   (skin 0.3, coarse style 0.5, stability 0.3 over the last quarter; not --ema, which came
-#   after it), with which it was first trained (2026-12-05);
+#   (skin 0.3, coarse style 0.5, stability 0.3 over the last quarter; not --ema nor style
+#   weight 2.5, which came after it), with which it was first trained (2026-12-05);
 # - great-wave and udnie are left out of the bundle (commented out in train/paintings.txt:
 #   below the floors); their settings below are kept for a run that puts them back, and the
 #   counts below include them;
@@ -52,14 +52,14 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 #   (engines/README.md gives each command; docs/paintings.md, "A lent GPU", "A 320-px
 #   native side" and "Mondrian in, great-wave and udnie out").
 mapfile -t PAINTINGS < <(grep -Ev '^(#|[[:space:]]*$)' train/paintings.txt)
-BUNDLED_RECIPE=(--skin-weight 0 --coarse-style-weight 0 --stability-weight 0 --ema 0)
+BUNDLED_RECIPE=(--style-weight 2 --skin-weight 0 --coarse-style-weight 0 --stability-weight 0 --ema 0)
 painting() {  # one painting, "name|image|description[|settings]"; resumable; one thread
   local name image desc own
   IFS='|' read -r name image desc own <<<"$1"
   image=$S/$image
   # shellcheck disable=SC2086  # $own is a list of settings
-  # the bundled paintings' recipe predates the trainer's skin, coarse-style, stability and ema
-  # defaults for a new painting (2026-12-05): they are off here, as they were
+  # the bundled paintings' recipe predates the trainer's style-weight, skin, coarse-style,
+  # stability and ema defaults for a new painting (2026-12-05): pinned here as they were
   python -m train --name "$name" --style-image "$image" --description "$desc" --crop 160 \
     --steps 650 --threads 1 "${COMMON[@]}" "${BUNDLED_RECIPE[@]}" $own $(resume "$name")
 }
