@@ -254,6 +254,10 @@ def style_files(dirs: list[Path] | None = None) -> dict[str, Path]:
 _warned: set = set()  # what resolve has warned about, once per process
 
 
+# styles that were bundled once and are not any more, with the date they left the bundle
+RETIRED = {"great-wave": "2026-12-05", "udnie": "2026-12-05"}
+
+
 def resolve(name_or_path: str, dirs: list[Path] | None = None) -> Style:
     """A style by name, or an .onnx path; unknown names list the known ones."""
     p = Path(name_or_path)
@@ -282,5 +286,10 @@ def resolve(name_or_path: str, dirs: list[Path] | None = None) -> Style:
                          "`livestyle train` or pass a model path")
     near = difflib.get_close_matches(name_or_path, list(files), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(near)}?" if near else ""
+    if name_or_path in RETIRED:
+        hint = (f" It was bundled until {RETIRED[name_or_path]}, and is no longer: it did not "
+                "reach our quality floors (docs/paintings.md in the source). Train it again "
+                "with `bash train/make_styles.sh` from a source checkout (uncomment its line in "
+                "train/paintings.txt), or pass the .onnx of an older version as a path.")
     raise StyleError(f"unknown style {name_or_path!r}.{hint} Installed: {', '.join(files)} "
                      f"(`livestyle styles` lists them).{why}")

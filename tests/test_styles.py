@@ -245,3 +245,16 @@ def test_every_bundled_style_rebuilds_in_pytorch_as_onnx_runtime_runs_it(path):
     with backends.create("torch", path) as ours, backends.create("onnxruntime", path) as theirs:
         a, b = ours.infer(frame), theirs.infer(frame)
     assert np.abs(a.astype(int) - b).max() <= 2
+
+
+@pytest.mark.parametrize("name", ["great-wave", "udnie"])
+def test_a_style_no_longer_bundled_says_so_instead_of_guessing_another(name):
+    """great-wave is one letter from grande-jatte: its name once bundled must get the reason
+    it is gone and how to have it back, not a guess at another style."""
+    from livestyle.styles import RETIRED, StyleError
+
+    assert not (BUNDLED_DIR / f"{name}.onnx").exists() and name in RETIRED
+    with pytest.raises(StyleError) as e:
+        resolve(name, [BUNDLED_DIR])
+    assert "no longer" in str(e.value) and "make_styles.sh" in str(e.value)
+    assert "Did you mean" not in str(e.value)
