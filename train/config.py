@@ -23,6 +23,13 @@ PAINTING_STABILITY = 0.3
 # style ratio in all five runs it was tried on, four paintings (by 0.001-0.020; docs/paintings.md)
 PAINTING_EMA = 0.99
 
+
+def mode_defaults(painting: bool) -> dict:
+    """What the settings whose default is -1 resolve to, for a painting or a teacher."""
+    return {"stability_weight": PAINTING_STABILITY if painting else 0.0,
+            "ema": PAINTING_EMA if painting else 0.0}
+
+
 # the loss weights: each 0 (off) or more
 LOSS_WEIGHT_FIELDS = ("style_weight", "content_weight", "line_weight", "base_weight",
                       "tv_weight", "stability_weight", "l1_weight", "l2_weight", "edge_weight",
@@ -152,11 +159,9 @@ class TrainConfig:
     def __post_init__(self):
         if (self.style_image is None) == (self.teacher is None):
             raise ValueError("give exactly one of --style-image (a painting) or --teacher (a filter)")
-        if self.stability_weight == -1:  # the default: what this mode needs, stored as such
-            object.__setattr__(self, "stability_weight",
-                               PAINTING_STABILITY if self.style_image else 0.0)
-        if self.ema == -1:  # likewise
-            object.__setattr__(self, "ema", PAINTING_EMA if self.style_image else 0.0)
+        for key, value in mode_defaults(self.style_image is not None).items():
+            if getattr(self, key) == -1:  # the default: what this mode needs, stored as such
+                object.__setattr__(self, key, value)
         for image in self.style_images:
             if not Path(image).is_file():
                 raise ValueError(f"style image not found: {image}")

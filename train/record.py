@@ -45,13 +45,11 @@ TEACHER_NOTE = ("Our own filter in train/teachers/; the student learned it on th
 def command(training: dict) -> str:
     """The training command, rebuilt from the config stored in the model: every setting
     that differs from TrainConfig's defaults, so it reproduces this very model."""
-    from .config import LEGACY, PAINTING_EMA, PAINTING_STABILITY, TrainConfig
+    from .config import LEGACY, TrainConfig, mode_defaults
 
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    # the defaults that depend on the mode, as TrainConfig resolves them
-    painting = not training.get("teacher")
-    defaults["stability_weight"] = PAINTING_STABILITY if painting else 0.0
-    defaults["ema"] = PAINTING_EMA if painting else 0.0
+    # the defaults that depend on the mode as TrainConfig resolves them
+    defaults = ({f.name: f.default for f in dataclasses.fields(TrainConfig)}
+                | mode_defaults(painting=not training.get("teacher")))
     # settings the model's mode never reads
     unused = ({"loss_norm", "style_weight", "style_weights", "style_side", "tv_weight",
                "coarse_style_weight", "skin_weight", "face_weight"}
