@@ -115,7 +115,7 @@ def main() -> int:
              "with `--face-weight 0.1` from that model (its `--init-from engines/the-kiss.onnx` "
              "names the file bundled before it, in git at commit 2e9c223); grande-jatte for 400 "
              "steps at style weight 4 from that model, then 400 more at style weight 5 from "
-             "a scratch copy of the style-weight-4 model; that one (in git at commit 5b424c5) "
+             "a scratch copy of the style-weight-4 model; the result (in git at commit 5b424c5) "
              "was fine-tuned on 2026-12-05 (twelfth session; its command above) for 400 more "
              "with the coarse style term at 1 and `--face-weight 1`, exported as the moving "
              "average (its `--init-from engines/grande-jatte.onnx` names it). Seven run at a "
