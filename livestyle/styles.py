@@ -284,12 +284,13 @@ def resolve(name_or_path: str, dirs: list[Path] | None = None) -> Style:
         raise StyleError(f"unknown style {name_or_path!r}: no styles are installed "
                          f"(looked in {BUNDLED_DIR} and {user_dir()}){why}; train one with "
                          "`livestyle train` or pass a model path")
-    near = difflib.get_close_matches(name_or_path, list(files), n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(near)}?" if near else ""
     if name_or_path in RETIRED:
         hint = (f" It was bundled until {RETIRED[name_or_path]}, and is no longer: it did not "
                 "reach our quality floors (docs/paintings.md in the source). Train it again "
                 "with `bash train/make_styles.sh` from a source checkout (uncomment its line in "
                 "train/paintings.txt), or pass the .onnx of an older version as a path.")
+    else:
+        near = difflib.get_close_matches(name_or_path, list(files), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(near)}?" if near else ""
     raise StyleError(f"unknown style {name_or_path!r}.{hint} Installed: {', '.join(files)} "
                      f"(`livestyle styles` lists them).{why}")

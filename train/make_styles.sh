@@ -12,7 +12,7 @@ COMMON=(--content-dir ../shared/data/content --out-dir "$OUT" --run-dir runs --o
 # continue a run that has a checkpoint, start the others
 resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 # one network per painting, with the bundled paintings' recipe (the trainer's defaults for a
-# painting when they were made; BUNDLED_RECIPE below pins the five that changed since): the brush
+# painting when they were made; BUNDLED_RECIPE, train/bundled_recipe.sh, pins the five that changed since): the brush
 # network, photos at a 384-px long side (its native side: it runs at 384x288 and is
 # enlarged), each loss layer's error over its number of elements, Lite0 blocks 1/3/5/8 without
 # the stem, style 2 / content 0.3, no total-variation loss (it flattened the strokes into a
@@ -56,7 +56,7 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 #   "A lent GPU", "A 320-px native side", "Mondrian in, great-wave and udnie out" and
 #   "impression-sunrise painted").
 mapfile -t PAINTINGS < <(grep -Ev '^(#|[[:space:]]*$)' train/paintings.txt)
-BUNDLED_RECIPE=(--style-weight 2 --skin-weight 0 --coarse-style-weight 0 --stability-weight 0 --ema 0)
+source train/bundled_recipe.sh  # BUNDLED_RECIPE
 painting() {  # one painting, "name|image|description[|settings]"; resumable; one thread
   local name image desc own
   IFS='|' read -r name image desc own <<<"$1"

@@ -24,12 +24,12 @@ RUNS=${RUNS:-runs/gpu}
 MINUTES=${MINUTES:-0}
 EXTRA=${EXTRA:-}
 S=$DATA/styles
+source train/bundled_recipe.sh  # BUNDLED_RECIPE
 COMMON=(--crop 160 --batch 8 --steps 2000 --threads 1 --content-dir "$DATA/content" --out-dir "$OUT"
         --sample-every 2000 --checkpoint-every 100 --log-every 50 --max-minutes "$MINUTES"
         --overwrite
-        # the bundled recipe predates the trainer's style-weight, skin, coarse-style, stability
-        # and ema defaults for a new painting (2026-12-05): pinned here as they were
-        --style-weight 2 --skin-weight 0 --coarse-style-weight 0 --stability-weight 0 --ema 0)
+        # the bundled recipe predates five of the trainer's defaults for a new painting
+        "${BUNDLED_RECIPE[@]}")
 mapfile -t PAINTINGS < <(grep -Ev '^(#|[[:space:]]*$)' train/paintings.txt)
 # with 6x the samples these did better at a higher style weight (docs/paintings.md, "A lent
 # GPU"); later settings win
