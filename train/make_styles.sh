@@ -43,18 +43,18 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 #   many faces or more; shipwreck (two faces fewer there), udnie (its scene under the floor
 #   there) and mondrian (54 faces there, 55 at 384) stay at 384
 #   (docs/paintings.md, "A 320-px native side");
-# - one shipped painting (the-scream) comes from train/make_styles_gpu.sh (a GPU: 6x the
-#   samples); woman-with-hat, composition-vii, impression-sunrise, starry-night and shipwreck
-#   from their GPU models fine-tuned on the CPU (shipwreck then with `--coarse-style-weight
-#   0.5 --face-weight 0.3`, impression-sunrise then with `--coarse-style-weight 1
-#   --style-weight 4 --face-weight 0.5 --ema 0.99`, starry-night and woman-with-hat then with
+# - woman-with-hat, composition-vii, impression-sunrise, starry-night, shipwreck and the-scream
+#   come from their train/make_styles_gpu.sh models (a GPU: 6x the samples) fine-tuned on the
+#   CPU (shipwreck then with `--coarse-style-weight 0.5 --face-weight 0.3`,
+#   impression-sunrise then with `--coarse-style-weight 1 --style-weight 4 --face-weight 0.5
+#   --ema 0.99`, starry-night, woman-with-hat, composition-vii and the-scream then with
 #   `--coarse-style-weight 1 --face-weight 0.5 --stability-weight 0.3 --ema 0.99`);
 #   grande-jatte (style weight 4, then 5, then `--coarse-style-weight 1 --face-weight 1
 #   --ema 0.99`), the-kiss (`--face-weight 0.1`, then as starry-night) and mondrian
 #   (`--coarse-style-weight 1 --style-weight 2.5 --face-weight 0.7`) from this script's
 #   models fine-tuned on the CPU (engines/README.md gives each command; docs/paintings.md,
-#   "A lent GPU", "A 320-px native side", "Mondrian in, great-wave and udnie out" and
-#   "impression-sunrise painted").
+#   "A lent GPU", "A 320-px native side", "Mondrian in, great-wave and udnie out",
+#   "impression-sunrise painted" and "the-scream and composition-vii").
 mapfile -t PAINTINGS < <(grep -Ev '^(#|[[:space:]]*$)' train/paintings.txt)
 source train/bundled_recipe.sh  # BUNDLED_RECIPE
 painting() {  # one painting, "name|image|description[|settings]"; resumable; one thread
