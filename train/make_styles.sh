@@ -45,9 +45,9 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 #   (docs/paintings.md, "A 320-px native side");
 # - woman-with-hat, composition-vii, impression-sunrise, starry-night, shipwreck and the-scream
 #   come from their train/make_styles_gpu.sh models (a GPU: 6x the samples) fine-tuned on the
-#   CPU (shipwreck then with `--coarse-style-weight 0.5 --face-weight 0.3`,
-#   impression-sunrise then with `--coarse-style-weight 1 --style-weight 4 --face-weight 0.5
-#   --ema 0.99`, starry-night, woman-with-hat, composition-vii and the-scream then with
+#   CPU (impression-sunrise then with `--coarse-style-weight 1 --style-weight 4 --face-weight
+#   0.5 --ema 0.99`; shipwreck with `--coarse-style-weight 0.5 --face-weight 0.3`, then as
+#   the next four; starry-night, woman-with-hat, composition-vii and the-scream with
 #   `--coarse-style-weight 1 --face-weight 0.5 --stability-weight 0.3 --ema 0.99`);
 #   grande-jatte (style weight 4, then 5, then `--coarse-style-weight 1 --face-weight 1
 #   --ema 0.99`), the-kiss (`--face-weight 0.1`, then as starry-night) and mondrian
