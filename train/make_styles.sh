@@ -54,7 +54,7 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 #   (`--coarse-style-weight 1 --style-weight 2.5 --face-weight 0.7`) from this script's
 #   models fine-tuned on the CPU (engines/README.md gives each command; docs/paintings.md,
 #   "A lent GPU", "A 320-px native side", "Mondrian in, great-wave and udnie out",
-#   "impression-sunrise painted" and "the-scream and composition-vii").
+#   "impression-sunrise painted" and "the-scream, composition-vii and shipwreck").
 mapfile -t PAINTINGS < <(grep -Ev '^(#|[[:space:]]*$)' train/paintings.txt)
 source train/bundled_recipe.sh  # BUNDLED_RECIPE
 painting() {  # one painting, "name|image|description[|settings]"; resumable; one thread
