@@ -43,20 +43,9 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 #   many faces or more; shipwreck (two faces fewer there), udnie (its scene under the floor
 #   there) and mondrian (54 faces there, 55 at 384) stay at 384
 #   (docs/paintings.md, "A 320-px native side");
-# - woman-with-hat, composition-vii, impression-sunrise, starry-night, shipwreck and the-scream
-#   come from their train/make_styles_gpu.sh models (a GPU: 6x the samples) fine-tuned on the
-#   CPU (impression-sunrise then with `--coarse-style-weight 1 --style-weight 4 --face-weight
-#   0.5 --ema 0.99`; shipwreck with `--coarse-style-weight 0.5 --face-weight 0.3`, then as
-#   the next four; starry-night, woman-with-hat, composition-vii and the-scream with
-#   `--coarse-style-weight 1 --face-weight 0.5 --stability-weight 0.3 --ema 0.99`);
-#   grande-jatte (style weight 4, then 5, then `--coarse-style-weight 1 --face-weight 1
-#   --ema 0.99`, then as starry-night at style weight 5), the-kiss (`--face-weight 0.1`,
-#   then as starry-night) and mondrian (`--coarse-style-weight 1 --style-weight 2.5
-#   --face-weight 0.7`, then at style weight 3 with `--stability-weight 1 --ema 0.99`) from
-#   this script's models fine-tuned on the CPU (engines/README.md gives each command;
-#   docs/paintings.md, "A lent GPU", "A 320-px native side", "Mondrian in, great-wave and
-#   udnie out", "impression-sunrise painted" and "the-scream, composition-vii and
-#   shipwreck").
+# - none of the bundled paintings is this script's output as it is: each was trained on from
+#   it or from train/make_styles_gpu.sh's model (engines/README.md, written by
+#   train/record.py, gives each one's steps and last command).
 mapfile -t PAINTINGS < <(grep -Ev '^(#|[[:space:]]*$)' train/paintings.txt)
 source train/bundled_recipe.sh  # BUNDLED_RECIPE
 painting() {  # one painting, "name|image|description[|settings]"; resumable; one thread

@@ -41,6 +41,66 @@ PROVENANCE = {
 TEACHER_NOTE = ("Our own filter in train/teachers/; the student learned it on the content photos "
                 "of ../shared/data/content (training data only, not redistributed).")
 
+# What came before each bundled painting's last step (the command rebuilt from its model):
+# the steps, oldest first, each with the commit that holds the model it made where one does.
+RECIPE = ("400 steps of the recipe (the coarse style term at 1, `--face-weight 0.5`, the "
+          "stability loss at 0.3 over the last quarter, exported as the moving average)")
+HISTORY = {
+    "composition-vii": [
+        "2,000 steps on a GPU (`bash train/make_styles_gpu.sh composition-vii`: 0.410 style "
+        "ratio, not shipped)",
+        "650 steps on the CPU with `--style-weight 3 --tv-weight 0.2` (2026-12-04; in git at "
+        "commit ded2c0a)",
+        "2026-12-05 (thirteenth session): " + RECIPE + " with its own style and TV weights"],
+    "grande-jatte": [
+        "650 steps of `bash train/make_styles.sh paintings` (2026-12-03)",
+        "400 steps at style weight 4, then 400 at style weight 5 on the CPU (2026-12-04, "
+        "ninth session; in git at commit 5b424c5)",
+        "400 steps with the coarse style term at 1 and `--face-weight 1`, exported as the "
+        "moving average (twelfth session; in git at commit 78c2269)",
+        "2026-12-05 (thirteenth session): " + RECIPE + " at style weight 5"],
+    "impression-sunrise": [
+        "2,000 steps on a GPU (in git at commit 62549f0)",
+        "400 steps on the CPU with `--skin-weight 0.6` (2026-12-04, eighth session; in git at "
+        "commit 6fdb5a7)",
+        "2026-12-05 (twelfth session): 400 steps with the coarse style term at 1, style weight "
+        "4 and `--face-weight 0.5`, exported as the moving average"],
+    "mondrian": [
+        "650 steps of its line of train/paintings.txt (the trainer's defaults for a new "
+        "painting then, without the later `--ema`; one thread) into a scratch folder "
+        "(2026-12-05, eleventh session)",
+        "400 steps with `--coarse-style-weight 1 --face-weight 0.7` (in git at commit 690967f)",
+        "2026-12-05 (thirteenth session): 400 steps at style weight 3 with the stability loss "
+        "at 1 over the last quarter, exported as the moving average"],
+    "shipwreck": [
+        "2,000 steps on a GPU",
+        "400 more steps of its own recipe on the CPU, nothing changed (2026-12-04; in git at "
+        "commit 52f047c)",
+        "400 steps with `--coarse-style-weight 0.5 --face-weight 0.3` (tenth session; in git "
+        "at commit 024fae5)",
+        "2026-12-05 (thirteenth session): " + RECIPE],
+    "starry-night": [
+        "2,000 steps on a GPU (in git at commit 2e9c223)",
+        "400 more steps of its own recipe on the CPU (2026-12-04, ninth session; in git at "
+        "commit 1d9631c)",
+        "2026-12-05 (twelfth session): " + RECIPE],
+    "the-kiss": [
+        "650 steps of `bash train/make_styles.sh paintings` (2026-12-03; in git at commit "
+        "2e9c223)",
+        "400 steps with `--face-weight 0.1` on the CPU (2026-12-04, ninth session; in git at "
+        "commit 99f5a6c)",
+        "2026-12-05 (twelfth session): " + RECIPE],
+    "the-scream": [
+        "2,000 steps on a GPU with `--size brush-wide --style-weight 1.5` (in git at commit "
+        "ded2c0a)",
+        "2026-12-05 (thirteenth session): " + RECIPE + ", with its own network, style weight "
+        "1.5 and the painting at 614 px"],
+    "woman-with-hat": [
+        "2,000 steps on a GPU (in git at commit 99f5a6c)",
+        "2026-12-05 (twelfth session): " + RECIPE],
+}
+
+
 
 def command(training: dict) -> str:
     """The training command, rebuilt from the config stored in the model: every setting
@@ -78,6 +138,12 @@ def main() -> int:
             "with `python -m train.record`.", "",
             "| style | made from | command | steps | wall time | MAC/px | file | provenance and licence |",
             "|---|---|---|---|---|---|---|---|"]
+    paintings = {p.stem for p in BUNDLED_DIR.glob("*.onnx")
+                 if not read_style(p).training.get("teacher")}
+    if paintings != HISTORY.keys():  # every bundled painting's history, and no retired one's
+        raise SystemExit(f"train/record.py HISTORY does not match the bundled paintings: "
+                         f"missing {sorted(paintings - HISTORY.keys())}, "
+                         f"not bundled {sorted(HISTORY.keys() - paintings)}")
     for path in sorted(BUNDLED_DIR.glob("*.onnx")):
         s = read_style(path)
         t = s.training
@@ -108,74 +174,22 @@ def main() -> int:
              "an Intel Xeon in others), often with other jobs running, and count every stretch "
              "of a resumed run (older models: only the last one), except those marked 'on a "
              "GPU'.",
-             "", "The paintings' recipe and how it was found: docs/paintings.md. Two "
-             "(grande-jatte, the-kiss) were first trained by `bash train/make_styles.sh "
-             "paintings`, two at a time, one thread each, on 2026-12-03, then fine-tuned on the "
-             "CPU on 2026-12-04 (ninth session): the-kiss for 400 steps "
-             "with `--face-weight 0.1` from that model (in git at commit 2e9c223), then on "
-             "2026-12-05 (twelfth session; its command above) for 400 more with the coarse "
-             "style term at 1, `--face-weight 0.5` and the stability loss at 0.3 over the last "
-             "quarter, exported as the moving average (its `--init-from engines/the-kiss.onnx` "
-             "names the ninth session's model, in git at commit 99f5a6c); grande-jatte for 400 "
-             "steps at style weight 4 from that model, then 400 more at style weight 5 from "
-             "a scratch copy of the style-weight-4 model; the result (in git at commit 5b424c5) "
-             "was fine-tuned on 2026-12-05 (twelfth session) for 400 more with the coarse "
-             "style term at 1 and `--face-weight 1`, exported as the moving average, and that "
-             "model (in git at commit 78c2269) again (thirteenth session; its command above, "
-             "whose `--init-from engines/grande-jatte.onnx` names it) for 400 more with the "
-             "recipe of the-kiss at style weight 5: the coarse style term at 1, `--face-weight "
-             "0.5` and the stability loss at 0.3 over the last quarter. Seven run at a "
-             "320-px native side (the `--native-side 320` in their commands): for those not "
-             "retrained it was set after training with train.export.set_native_side, which "
-             "changes no weight, the same model as training with that flag. composition-vii was fine-tuned on "
-             "the CPU on 2026-12-04 (650 steps with `--style-weight 3 --tv-weight 0.2`) from the "
-             "2,000-step GPU model of `bash train/make_styles_gpu.sh composition-vii` (0.410 "
-             "style ratio, not shipped), then on 2026-12-05 (thirteenth session; its command "
-             "above, the recipe of the-kiss with its own style and TV weights) for 400 more "
-             "steps from that model (its `--init-from engines/composition-vii.onnx`, in git at "
-             "commit ded2c0a). impression-sunrise was "
-             "fine-tuned the same way on 2026-12-04 (eighth session: 400 steps with "
-             "`--skin-weight 0.6`) from the GPU model that was bundled before it (in git at "
-             "commit 62549f0), then again on 2026-12-05 (twelfth session; its command above: "
-             "400 steps with the coarse style term at 1, style weight 4 and `--face-weight "
-             "0.5`, exported as the moving average) from that model: its `--init-from "
-             "engines/impression-sunrise.onnx` names the file bundled before it, in git at "
-             "commit 6fdb5a7. shipwreck was too, with 400 more steps of its own "
-             "recipe and nothing changed, then (tenth session) 400 more with "
-             "`--coarse-style-weight 0.5 --face-weight 0.3` from that model (in git at commit "
-             "52f047c), then on 2026-12-05 (thirteenth session; its command above) 400 more "
-             "with the coarse style term at 1, `--face-weight 0.5` and the stability loss at "
-             "0.3 over the last quarter, exported as the moving average (its `--init-from "
-             "engines/shipwreck.onnx` is the model bundled before it, in git at commit "
-             "024fae5), and so was starry-night on 2026-12-04 (ninth session, from the GPU "
-             "model bundled before it, in git at commit 2e9c223), then again on 2026-12-05 "
-             "(twelfth session; its command above: the coarse style term at 1, "
-             "`--face-weight 0.5` and the stability loss at 0.3 over the last quarter, exported "
-             "as the moving average; its `--init-from engines/starry-night.onnx` is the model "
-             "bundled before it, in git at commit 1d9631c). mondrian (eleventh session, 2026-12-05) was "
-             "first trained with its line of train/paintings.txt (the trainer's defaults for a "
-             "new painting then, without the later --ema; 650 steps, one thread) into a "
-             "scratch folder, then fine-tuned for 400 steps with `--coarse-style-weight 1 "
-             "--face-weight 0.7` from that copy (the model in git at commit 690967f), then "
-             "again on 2026-12-05 (thirteenth session; its command above, whose `--init-from "
-             "engines/mondrian.onnx` names that model) for 400 more at style weight 3 with the "
-             "stability loss at 1 over the last quarter, exported as the moving average. "
-             "great-wave and udnie were bundled until then and are left out since (below the "
-             "floors: docs/paintings.md, \"Mondrian in, great-wave and udnie out\"); their "
-             "models are in git at commit cc823aa. "
-             "woman-with-hat was fine-tuned on the CPU on 2026-12-05 (twelfth session; its "
-             "command above, the same recipe as the-kiss's) from its GPU model (its "
-             "`--init-from engines/woman-with-hat.onnx`, in git at commit 99f5a6c). "
-             "the-scream was fine-tuned the same way on 2026-12-05 (thirteenth session; its "
-             "command above, with its own network, style weight 1.5 and the painting at 614 px) "
-             "from its GPU model (2,000 steps at batch 8 with `--size brush-wide --style-weight "
-             "1.5`; its `--init-from engines/the-scream.onnx`, in git at commit ded2c0a). "
-             "Those two GPU models were trained on 2026-12-04 by `bash "
-             "train/make_styles_gpu.sh` on a lent NVIDIA H200, all side by side, with 6x the "
-             "samples (batch 8, 2,000 steps); that machine could be sent only 64 MiB, so they "
-             "read a copy of ../shared/data/content with each photo shrunk to a 640-px long "
-             "side at JPEG quality 80 (the trainer takes them to 384 px anyway), and the loss "
-             "network's weights rounded to fp16 and back (its features moved by 0.1-0.25%).",
+             "", "The paintings' recipe and how it was found: docs/paintings.md. Each painting's "
+             "command above is its last step; the steps before it, oldest first (a commit in "
+             "brackets holds the model that step made; `--init-from engines/NAME.onnx` in a "
+             "command is the model bundled before it):", ""] + [
+                 f"- **{name}**: {'; then '.join(steps)}." for name, steps in HISTORY.items()] + [
+             "", "GPU models: trained on 2026-12-04 by `bash train/make_styles_gpu.sh` on a lent "
+             "NVIDIA H200, all side by side, with 6x the samples (batch 8, 2,000 steps); that "
+             "machine could be sent only 64 MiB, so they read a copy of ../shared/data/content "
+             "with each photo shrunk to a 640-px long side at JPEG quality 80 (the trainer takes "
+             "them to 384 px anyway), and the loss network's weights rounded to fp16 and back "
+             "(its features moved by 0.1-0.25%). Seven paintings run at a 320-px native side "
+             "(the `--native-side 320` in their commands): for those not retrained since, it was "
+             "set after training with train.export.set_native_side, which changes no weight. "
+             "great-wave and udnie were bundled until 2026-12-05 and are left out since (below "
+             "the floors: docs/paintings.md, \"Mondrian in, great-wave and udnie out\"); their "
+             "models are in git at commit cc823aa.",
              "", "The cartoon has two stages (`bash train/make_styles.sh cartoon`). Its "
              "`--init-from engines/cartoon.onnx` is the previous bundled cartoon, stage 1: the "
              "`toon` network trained 11,500 steps at a 640-px long side (about 1 h 30 min to "
