@@ -41,8 +41,8 @@ PROVENANCE = {
 TEACHER_NOTE = ("Our own filter in train/teachers/; the student learned it on the content photos "
                 "of ../shared/data/content (training data only, not redistributed).")
 
-# What came before each bundled painting's last step (the command rebuilt from its model):
-# the steps, oldest first, each with the commit that holds the model it made where one does.
+# How each bundled painting was made: its steps, oldest first, each with the commit that
+# holds the model it made where one does; the last is the command rebuilt from its model.
 RECIPE = ("400 steps of the recipe (the coarse style term at 1, `--face-weight 0.5`, the "
           "stability loss at 0.3 over the last quarter, exported as the moving average)")
 HISTORY = {
@@ -99,7 +99,6 @@ HISTORY = {
         "2,000 steps on a GPU (in git at commit 99f5a6c)",
         "2026-12-05 (twelfth session): " + RECIPE],
 }
-
 
 
 def command(training: dict) -> str:
@@ -174,8 +173,8 @@ def main() -> int:
              "an Intel Xeon in others), often with other jobs running, and count every stretch "
              "of a resumed run (older models: only the last one), except those marked 'on a "
              "GPU'.",
-             "", "The paintings' recipe and how it was found: docs/paintings.md. Each painting's "
-             "command above is its last step; the steps before it, oldest first (a commit in "
+             "", "The paintings' recipe and how it was found: docs/paintings.md. How each painting "
+             "was made, oldest step first; the last step is its command above (a commit in "
              "brackets holds the model that step made; `--init-from engines/NAME.onnx` in a "
              "command is the model bundled before it):", ""] + [
                  f"- **{name}**: {'; then '.join(steps)}." for name, steps in HISTORY.items()] + [
