@@ -1057,6 +1057,36 @@ def test_coarse_style_weight_matches_the_half_size_output_to_the_half_size_paint
     assert sides[0] == 200 and 100 not in sides and not any("coarse" in h for h in hist)
 
 
+def test_the_tone_term_pays_for_a_paintings_contrast_and_not_for_where_it_lies():
+    """A flat copy of a painting's light and dark costs; the same values rearranged (strokes
+    anywhere) cost nothing; the gradient reaches the output."""
+    g = torch.Generator().manual_seed(0)
+    painting = torch.rand(1, 3, 64, 64, generator=g)
+    target = losses.luma_quantiles(painting)[0]
+    shuffled = painting.flatten(2)[..., torch.randperm(64 * 64, generator=g)].view(1, 3, 64, 64)
+    assert losses.tone_loss(shuffled, target) < 1e-6
+    flat = (painting - 0.5) * 0.3 + 0.5  # the same mean at 30% of the contrast
+    y = flat.clone().requires_grad_()
+    cost = losses.tone_loss(y, target)
+    assert cost > 0.5
+    cost.backward()
+    assert y.grad.abs().sum() > 0
+    # one row of quantiles per sample (a multi-style net: each against its own painting)
+    both = torch.cat([painting, flat])
+    rows = losses.luma_quantiles(both)
+    assert losses.tone_loss(both, rows) < 1e-6 and losses.tone_loss(both, rows.flip(0)) > 0.5
+
+
+def test_tone_weight_adds_the_tone_term_to_a_paintings_training(content_dir, tmp_path):
+    cfg = make_cfg(content_dir, tmp_path, name="tone", steps=2, tone_weight=0.5)
+    train(cfg, export=False)
+    hist = load_checkpoint(Path(cfg.run_dir) / "tone" / "checkpoint.pt")["history"]
+    assert all(h["tone"] > 0 for h in hist), hist
+    train(make_cfg(content_dir, tmp_path, name="notone", steps=1), export=False)
+    hist = load_checkpoint(Path(cfg.run_dir) / "notone" / "checkpoint.pt")["history"]
+    assert not any("tone" in h for h in hist)
+
+
 def test_a_painting_defaults_to_a_light_late_stability_loss_and_a_teacher_to_none(content_dir):
     painting = TrainConfig(name="p", style_image=str(_style()), content_dir=str(content_dir),
                            steps=400)

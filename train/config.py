@@ -34,7 +34,7 @@ def mode_defaults(painting: bool) -> dict:
 LOSS_WEIGHT_FIELDS = ("style_weight", "content_weight", "line_weight", "base_weight",
                       "tv_weight", "stability_weight", "l1_weight", "l2_weight", "edge_weight",
                       "adversarial_weight", "skin_weight", "face_weight", "distill_weight",
-                      "coarse_style_weight")
+                      "coarse_style_weight", "tone_weight")
 
 
 def check_names(names: str) -> None:
@@ -112,6 +112,9 @@ class TrainConfig:
     face_weight: float = _opt(0.0, "perceptual mode: inside the faces of --face-boxes, the "
                                    "output's light and shade must follow the photo's; unlike "
                                    "--skin-weight, walls and wood stay free; 0: off")
+    tone_weight: float = _opt(0.0, "perceptual mode: each output's light-dark distribution "
+                                   "(its luminance quantiles) must match the painting's: the "
+                                   "painting's contrast, which the Gram loss undershoots; 0: off")
     face_boxes: str = _opt("", "the face boxes --face-weight reads, a JSON file made by `python "
                                "-m train.faces` (empty: train/content_faces.json, for the "
                                "photos of ../shared/data/content)")
@@ -342,7 +345,8 @@ class TrainConfig:
 # settings added after some models and checkpoints were made, with the value those had
 # (record.command and --resume read a missing key as this, not as today's default)
 LEGACY = {"loss_norm": "energy", "style_taps": "stem,1,3,5,8", "stability_steps": 0,
-          "native_side": 0, "skin_weight": 0.0, "coarse_style_weight": 0.0, "ema": 0.0}
+          "native_side": 0, "skin_weight": 0.0, "coarse_style_weight": 0.0, "ema": 0.0,
+          "tone_weight": 0.0}
 
 
 def with_overrides(cfg: TrainConfig, **changes) -> TrainConfig:

@@ -458,6 +458,9 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
         style_grams = painting_grams(cfg.style_side) if cfg.style_image else None
         coarse_grams = (painting_grams(cfg.style_side // 2)  # --coarse-style-weight
                         if cfg.style_image and cfg.coarse_style_weight > 0 else None)
+        tone_targets = (torch.cat([losses.luma_quantiles(to_tensor(read_rgb(image, cfg.style_side))
+                                                         .to(device)) for image in cfg.style_images])
+                        if cfg.style_image and cfg.tone_weight > 0 else None)  # (n_styles, 256)
         photos = sample_photos(cfg) if master else []
         if master:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -542,6 +545,9 @@ def train(cfg: TrainConfig, resume: bool = False, export: bool = True,
                             (y - master_y).abs().mean() * 10.0 + losses.gradient_l1(y, master_y))
                     if cfg.skin_weight > 0:
                         logs["skin"] = cfg.skin_weight * losses.skin_shading_loss(y, x)
+                    if tone_targets is not None:  # each sample against its own painting's
+                        logs["tone"] = cfg.tone_weight * losses.tone_loss(
+                            y, tone_targets[style if style is not None else 0])
                     if face is not None:
                         logs["face"] = cfg.face_weight * losses.shading_loss(y, x, face.to(device))
                 else:

@@ -84,6 +84,22 @@ def luma(x: torch.Tensor) -> torch.Tensor:
     return 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
 
 
+def luma_quantiles(x: torch.Tensor, n: int = 256) -> torch.Tensor:
+    """(N, n): each image's luminance at n evenly spaced quantiles (RGB [0,1] input)."""
+    sorted_luma = luma(x).flatten(1).sort(dim=1).values
+    at = torch.linspace(0, sorted_luma.shape[1] - 1, n, device=x.device).round().long()
+    return sorted_luma[:, at]
+
+
+def tone_loss(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Each output's luminance distribution against its painting's quantiles `target` ((n,)
+    or one row per sample, (N, n)): the 1-D Wasserstein distance (mean absolute gap between
+    sorted values), so the light-dark contrast a painting has is paid for wherever the
+    strokes fall (the Gram loss leaves outputs at about half the painting's contrast:
+    docs/paintings.md). x10 like the pixel L1."""
+    return (luma_quantiles(y, target.shape[-1]) - target).abs().mean() * 10.0
+
+
 def skin_mask(x: torch.Tensor) -> torch.Tensor:
     """Soft mask (N,1,H,W) of skin-coloured pixels of RGB [0,1] images: Cr 133-173, Cb 77-127
     of 255 (the classic YCrCb box of Chai and Ngan 1999), with soft edges, blurred by 5 px."""

@@ -83,7 +83,10 @@ HISTORY = {
         "2,000 steps on a GPU (in git at commit 2e9c223)",
         "400 more steps of its own recipe on the CPU (2026-12-04, ninth session; in git at "
         "commit 1d9631c)",
-        "2026-12-05 (twelfth session): " + RECIPE],
+        "2026-12-05 (twelfth session): " + RECIPE + " (in git at commit 974762a)",
+        "2026-12-05 (fourteenth session): 400 more steps of the same with the tone term at 0.3 "
+        "(`--tone-weight 0.3`: the painting's light-dark contrast, which its outputs had at "
+        "about half)"],
     "the-kiss": [
         "650 steps of `bash train/make_styles.sh paintings` (2026-12-03; in git at commit "
         "2e9c223)",
@@ -111,7 +114,7 @@ def command(training: dict) -> str:
                 | mode_defaults(painting=not training.get("teacher")))
     # settings the model's mode never reads
     unused = ({"loss_norm", "style_weight", "style_weights", "style_side", "tv_weight",
-               "coarse_style_weight", "skin_weight", "face_weight"}
+               "coarse_style_weight", "skin_weight", "face_weight", "tone_weight"}
               if training.get("teacher")
               else {"l1_weight", "l2_weight", "edge_weight", "line_weight", "base_weight",
                     "adversarial_weight"})
