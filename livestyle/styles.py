@@ -255,7 +255,7 @@ _warned: set = set()  # what resolve has warned about, once per process
 
 
 # styles that were bundled once and are not any more, with the date they left the bundle
-RETIRED = {"great-wave": "2026-12-05", "udnie": "2026-12-05"}
+RETIRED = {"great-wave": "2026-12-05"}
 
 
 def resolve(name_or_path: str, dirs: list[Path] | None = None) -> Style:

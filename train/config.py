@@ -60,7 +60,8 @@ class TrainConfig:
                                 "unless the development tree's ../shared/data/content exists")
     size: str = _opt("auto", "generator size; auto: brush for paintings, toon for the cartoon "
                              "teacher, fast for other teachers; brush-wide: brush with its "
-                             "residual blocks at 1/8 resolution, for paintings of large shapes")
+                             "residual blocks at 1/8 resolution, for paintings of large shapes; "
+                             "brush-large: brush at 1.5x the channels (udnie's)")
     # data
     long_side: int = _opt(384, "photos are resized to this long side first; the style runs at "
                                "it (its native side) and is enlarged to the frame, so its strokes "

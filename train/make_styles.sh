@@ -23,9 +23,9 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 # - mondrian takes the trainer's skin, coarse-style and stability defaults for a new painting
 #   (skin 0.3, coarse style 0.5, stability 0.3 over the last quarter; not --ema nor style
 #   weight 2.5, which came after it), with which it was first trained (2026-12-05);
-# - great-wave and udnie are left out of the bundle (commented out in train/paintings.txt:
-#   below the floors); their settings below are kept for a run that puts them back, and the
-#   counts below include them;
+# - great-wave is left out of the bundle (commented out in train/paintings.txt: below the
+#   floors); its settings below are kept for a run that puts it back, and the counts below
+#   include it;
 # - udnie keeps TV 0.2 (without it its faces became dark silhouettes, 0 of 23 kept) and no
 #   longer takes the stability loss (0.498 against 0.521 with it, still steadier than the rest);
 # - composition-vii keeps TV 0.2 (without it its talking head flickered over the warp floor
@@ -34,10 +34,12 @@ resume() { if [ -f "runs/$1/checkpoint.pt" ]; then echo --resume; fi; }
 #   sees them), where that did better: great-wave, impression-sunrise, the-kiss, starry-night,
 #   and at style weight 2.5 woman-with-hat, grande-jatte and composition-vii
 #   (docs/paintings.md, "The painting's size, per painting");
-# - two take the brush-wide network (its residual blocks at 1/8 resolution) with their targets
-#   at 614 px: the-scream at style weight 1.5 (0.359 where the brush network reached 0.403 at
-#   style weight 2.5) and udnie (0.417 against 0.498, one more face)
-#   (docs/paintings.md, "A wider trunk");
+# - the-scream takes the brush-wide network (its residual blocks at 1/8 resolution) with its
+#   targets at 614 px, at style weight 1.5 (0.359 where the brush network reached 0.403 at
+#   style weight 2.5) (docs/paintings.md, "A wider trunk"); udnie took it too (0.417 against
+#   0.498) until its faces (49 of 57) left it out of the bundle;
+# - udnie takes brush-large (brush at 1.5x the channels) and the face term at 0.5: 56 of 57
+#   faces (docs/paintings.md, fourteenth session);
 # - eight run at a 320-px native side (320x240, enlarged) instead of 384 (seven of them
 #   bundled): their strokes larger at viewing size, a lower style ratio for all eight and as
 #   many faces or more; shipwreck (two faces fewer there), udnie (its scene under the floor

@@ -98,6 +98,18 @@ HISTORY = {
         "ded2c0a)",
         "2026-12-05 (thirteenth session): " + RECIPE + ", with its own network, style weight "
         "1.5 and the painting at 614 px"],
+    "udnie": [
+        "earlier bundled versions (brush-wide, 49 of 57 faces) are in git at commit cc823aa",
+        "2026-12-05 (fourteenth session): 2,500 steps from scratch on the CPU, `python -m train "
+        "--name ud-large --size brush-large --style-image ../shared/data/styles/udnie.jpg "
+        "--steps 2500 --lr-final 0.0001 --style-side 614 --tv-weight 0.2 --skin-weight 0 "
+        "--stability-weight 0 --coarse-style-weight 0.5 --face-weight 0.5 --native-side 384 "
+        "--threads 1` (about 30 minutes)",
+        "600 steps from it with `--style-weight 5.5 --coarse-style-weight 2 --face-weight 1 "
+        "--tone-weight 0.3` (the same network, TV, stability and sides; `--name ud-s55t`)",
+        "600 more steps of the same from that model: the command shown, whose `--init-from` "
+        "names the previous step's model (a scratch file, not kept; the steps above rebuild "
+        "it)"],
     "woman-with-hat": [
         "2,000 steps on a GPU (in git at commit 99f5a6c)",
         "2026-12-05 (twelfth session): " + RECIPE],
