@@ -85,7 +85,7 @@ SIZES: dict[str, GeneratorConfig] = {
     # half the frame for 24.5 KMAC/px
     "brush-wide": GeneratorConfig(channels=(16, 32, 64), n_res=5, separable=False,
                                   stem_kernel=9, skips=False, out_kernel=3, trunk_down=3),
-    # brush at 1.5x the channels (2.2x its MACs, 66.6 KMAC/px): room to tell a face from the
+    # brush at 1.5x the channels (63.5 KMAC/px, 2.1x its MACs): room to tell a face from the
     # flat planes of a painting like udnie, which brush-wide painted over small faces
     "brush-large": GeneratorConfig(channels=(24, 48, 96), n_res=3, separable=False,
                                    stem_kernel=9, skips=False, out_kernel=3),

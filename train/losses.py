@@ -95,8 +95,8 @@ def tone_loss(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Each output's luminance distribution against its painting's quantiles `target` ((n,)
     or one row per sample, (N, n)): the 1-D Wasserstein distance (mean absolute gap between
     sorted values), so the light-dark contrast a painting has is paid for wherever the
-    strokes fall (the Gram loss leaves outputs at about half the painting's contrast:
-    docs/paintings.md). x10 like the pixel L1."""
+    strokes fall (the Gram loss left the paintings' outputs at 55-75% of their painting's
+    luminance SD: docs/paintings.md). x10 like the pixel L1."""
     return (luma_quantiles(y, target.shape[-1]) - target).abs().mean() * 10.0
 
 
