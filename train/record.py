@@ -85,8 +85,8 @@ HISTORY = {
         "commit 1d9631c)",
         "2026-12-05 (twelfth session): " + RECIPE + " (in git at commit 974762a)",
         "2026-12-05 (fourteenth session): 400 more steps of the same with the tone term at 0.3 "
-        "(`--tone-weight 0.3`: the painting's light-dark contrast, which its outputs had at "
-        "about half)"],
+        "(`--tone-weight 0.3`: the painting's light-dark contrast; its outputs' luminance SD was "
+        "55% of the painting's, now 88%)"],
     "the-kiss": [
         "650 steps of `bash train/make_styles.sh paintings` (2026-12-03; in git at commit "
         "2e9c223)",
@@ -201,9 +201,9 @@ def main() -> int:
              "(its features moved by 0.1-0.25%). Seven paintings run at a 320-px native side "
              "(the `--native-side 320` in their commands): for those not retrained since, it was "
              "set after training with train.export.set_native_side, which changes no weight. "
-             "great-wave and udnie were bundled until 2026-12-05 and are left out since (below "
-             "the floors: docs/paintings.md, \"Mondrian in, great-wave and udnie out\"); their "
-             "models are in git at commit cc823aa.",
+             "great-wave was bundled until 2026-12-05 and is left out since (below the floors: "
+             "docs/paintings.md, \"Mondrian in, great-wave and udnie out\"); its model is in git "
+             "at commit cc823aa. udnie, left out with it, is back (fourteenth session).",
              "", "The cartoon has two stages (`bash train/make_styles.sh cartoon`). Its "
              "`--init-from engines/cartoon.onnx` is the previous bundled cartoon, stage 1: the "
              "`toon` network trained 11,500 steps at a 640-px long side (about 1 h 30 min to "
